@@ -1,0 +1,55 @@
+// Cilium: the CNI and kube-proxy replacement, as a Helm release (seed §5), installed once the
+// first control plane is up and before workers join. The Kubernetes provider is built from the
+// admin kubeconfig output (direct, or through an SSH tunnel via the first control plane).
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionArgs } from "../providers/connection";
+import { ciliumValues } from "../render/cilium";
+import type { ClusterSpec } from "../spec/model";
+import { kubeconfigViaTunnel, openApiTunnel } from "./tunnel";
+
+export interface CiliumArgs {
+  spec: ClusterSpec;
+  adminKubeconfig: pulumi.Output<string>;
+  /** the first control plane: the tunnel's way in */
+  tunnelVia: pulumi.Input<ConnectionArgs>;
+  after: pulumi.Resource[];
+}
+
+export function kubernetesProvider(name: string, args: Omit<CiliumArgs, "after">, parent: pulumi.Resource): k8s.Provider {
+  const { spec } = args;
+  const kubeconfig =
+    spec.config.cilium.apiAccess === "ssh-tunnel"
+      ? pulumi.all([args.adminKubeconfig, pulumi.output(args.tunnelVia)]).apply(async ([kc, via]) => {
+          const t = await openApiTunnel(via, { host: spec.controlPlaneVip.ip, port: spec.config.cluster.apiServerPort });
+          return kubeconfigViaTunnel(kc, t.port, spec.controlPlaneVip.ip);
+        })
+      : args.adminKubeconfig;
+  return new k8s.Provider(name, { kubeconfig: pulumi.secret(kubeconfig) }, { parent });
+}
+
+export class Cilium extends pulumi.ComponentResource {
+  readonly release: k8s.helm.v3.Release;
+  readonly provider: k8s.Provider;
+
+  constructor(name: string, args: CiliumArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("k8sbm:index:Cilium", name, {}, opts);
+    const c = args.spec.config.cilium;
+    this.provider = kubernetesProvider(`${name}-k8s`, args, this);
+    this.release = new k8s.helm.v3.Release(
+      name,
+      {
+        name: "cilium",
+        chart: "cilium",
+        version: c.version,
+        namespace: "kube-system",
+        repositoryOpts: { repo: c.repository },
+        values: ciliumValues(args.spec),
+        atomic: true,
+        timeout: 900,
+      },
+      { parent: this, provider: this.provider, dependsOn: args.after },
+    );
+    this.registerOutputs({ status: this.release.status });
+  }
+}

@@ -1,0 +1,124 @@
+// ClusterHost: one node prepared for Kubernetes (seed §2) — its pinned SSH identity, packages,
+// kernel settings, the files kubeadm and the kubelet expect, and containerd running.
+import * as pulumi from "@pulumi/pulumi";
+import type { Secrets } from "../config";
+import { packagesFor } from "../providers/os/configurer";
+import type { ConnectionArgs } from "../providers/connection";
+import { FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
+import * as host from "../render/host";
+import type { ClusterSpec, NodeSpec } from "../spec/model";
+
+export interface ClusterHostArgs {
+  spec: ClusterSpec;
+  node: NodeSpec;
+  secrets: Secrets;
+  /** a host key known before first contact (lab VMs get one generated at creation) */
+  pinnedHostKey?: pulumi.Input<string>;
+}
+
+export class ClusterHost extends pulumi.ComponentResource {
+  /** how every resource reaches this node, host key pinned by the node's SshHost */
+  readonly connection: pulumi.Output<ConnectionArgs>;
+  readonly hostKeyFingerprint: pulumi.Output<string>;
+  /** everything that must exist before VRRP or kubeadm touch the node */
+  readonly prepared: pulumi.Resource[];
+
+  constructor(name: string, args: ClusterHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("k8sbm:index:ClusterHost", name, {}, opts);
+    const { spec, node, secrets } = args;
+    const { config } = spec;
+    const p = { parent: this };
+
+    const base = {
+      name: node.name,
+      host: node.ssh.host,
+      port: node.ssh.port,
+      user: node.ssh.user,
+      privateKey: secrets.sshPrivateKey,
+      connectTimeoutMs: config.ssh.connectTimeoutSeconds * 1000,
+      retries: config.ssh.retries,
+    };
+    const pinned = node.ssh.hostKey ?? args.pinnedHostKey;
+    const identity = new SshHost(`${name}-ssh`, { connection: base, ...(pinned ? { pinnedHostKey: pinned } : {}) }, p);
+    this.connection = pulumi.output(identity.hostKey).apply((hostKey) => ({ ...base, hostKey })) as pulumi.Output<ConnectionArgs>;
+    this.hostKeyFingerprint = identity.fingerprint;
+    const connection = this.connection;
+    const after = { parent: this, dependsOn: [identity] };
+
+    this.prepared = [identity];
+    if (!config.layers.hostPrep) {
+      this.registerOutputs({ connection: this.connection, hostKeyFingerprint: this.hostKeyFingerprint });
+      return;
+    }
+
+    const kube = config.layers.kubernetes;
+    const vrrp = config.layers.keepalived && (node.controlPlane || node.balancer);
+    const pkgs = new Packages(
+      `${name}-packages`,
+      {
+        connection,
+        os: node.os,
+        packages: [
+          ...packagesFor(node.os, "base"),
+          ...(vrrp ? packagesFor(node.os, "keepalived") : []),
+          ...(kube ? packagesFor(node.os, "kubernetes") : []),
+        ],
+      },
+      after,
+    );
+    const afterPkgs = { parent: this, dependsOn: [pkgs] };
+    const file = (id: string, path: string, content: string, mode = "0644") =>
+      new RemoteFile(`${name}-${id}`, { connection, path, content, mode }, afterPkgs);
+    const block = (id: string, path: string, body: string, position: "top" | "bottom" = "bottom") =>
+      new FileBlock(`${name}-${id}`, { connection, path, marker: id, body: `${body}\n`, position }, afterPkgs);
+
+    const files: pulumi.Resource[] = [
+      file("sysctl", host.SYSCTL_PATH, host.sysctlConf()),
+      // first in /etc/hosts: the name must resolve to the wan1 address before any other entry
+      block("hosts", "/etc/hosts", host.hostsLine(node), "top"),
+    ];
+    if (kube) {
+      files.push(
+        file("modules", host.MODULES_LOAD_PATH, host.modulesLoadConf()),
+        file("crictl", host.CRICTL_PATH, host.crictlYaml(config.cluster.criSocket)),
+        block("bpffs", "/etc/fstab", host.bpffsFstabLine()),
+        node.init === "openrc"
+          ? file("kubelet-confd", host.KUBELET_CONFD_PATH, host.kubeletConfd(kubeletArgs(spec)))
+          : file("kubelet-dropin", host.KUBELET_SYSTEMD_DROPIN_PATH, host.kubeletSystemdDropIn(kubeletArgs(spec))),
+      );
+      if (node.init === "openrc") files.push(block("rc-conf", "/etc/rc.conf", host.rcConfLine()));
+    }
+    const settings = new HostSettings(
+      `${name}-settings`,
+      {
+        connection,
+        modules: kube ? ["br_netfilter"] : [],
+        sysctl: { ...host.SYSCTLS },
+        mounts: kube ? [{ source: "none", target: "/sys/fs/bpf", fstype: "bpf", options: "rshared" }] : [],
+      },
+      { parent: this, dependsOn: files },
+    );
+    this.prepared.push(pkgs, ...files, settings);
+    if (kube) {
+      const containerd = new Service(
+        `${name}-containerd`,
+        { connection, init: node.init, name: "containerd", enabled: true, running: true },
+        { parent: this, dependsOn: [settings] },
+      );
+      // kubeadm starts the kubelet; it only has to start at boot.
+      const kubelet = new Service(
+        `${name}-kubelet`,
+        { connection, init: node.init, name: "kubelet", enabled: true, running: null },
+        { parent: this, dependsOn: [containerd] },
+      );
+      this.prepared.push(containerd, kubelet);
+    }
+    this.registerOutputs({ connection: this.connection, hostKeyFingerprint: this.hostKeyFingerprint });
+  }
+}
+
+function kubeletArgs(spec: ClusterSpec): string[] {
+  return Object.entries(spec.config.cluster.kubeletExtraArgs)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `--${k}=${v}`);
+}

@@ -1,0 +1,72 @@
+// Composition only: config -> components -> stack outputs. The order is the seed's:
+// hosts prepared -> keepalived on the first control plane -> kubeadm init -> other control
+// planes join one at a time (keepalived starts on each after its join) -> cilium -> workers
+// join -> addons.
+import * as pulumi from "@pulumi/pulumi";
+import { Addons } from "./components/addons";
+import { Cilium } from "./components/cilium";
+import { ControlPlane, Workers } from "./components/control-plane";
+import { ClusterHost } from "./components/host";
+import { LibvirtLab } from "./components/lab";
+import { VrrpMesh } from "./components/vrrp";
+import { loadConfig } from "./config";
+import { expectedHolders, planVrrp } from "./plan/vrrp";
+
+const { spec, secrets } = loadConfig();
+const { config } = spec;
+
+const lab = config.lab.enabled ? new LibvirtLab("lab", { spec, secrets }) : undefined;
+
+const hosts = Object.fromEntries(
+  spec.nodes.map((node) => [node.name, new ClusterHost(
+      node.name,
+      { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
+      lab ? { dependsOn: [lab.vms[node.name]] } : {},
+    ),]),
+);
+const connections = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.connection]));
+const prepared = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.prepared]));
+
+// Keepalived on a control plane other than the first starts only once it has joined.
+let membersOf: (name: string) => pulumi.Resource[] = () => [];
+let openGates!: () => void;
+const membersKnown = new Promise<void>((resolve) => (openGates = resolve));
+const first = spec.controlPlanes[0];
+const vrrp = new VrrpMesh("vrrp", {
+  spec,
+  secrets,
+  connections,
+  prepared,
+  startAfter: (node) => (config.layers.kubernetes && node.controlPlane && node !== first ? membersKnown.then(() => membersOf(node.name)) : []),
+});
+
+let adminKubeconfig: pulumi.Output<string> | undefined;
+if (config.layers.kubernetes) {
+  const controlPlane = new ControlPlane("control-plane", {
+    spec,
+    connections,
+    prepared,
+    vipReady: first && vrrp.keepalived[first.name] ? [vrrp.keepalived[first.name]] : [],
+  });
+  membersOf = (name) => (controlPlane.members[name] ? [controlPlane.members[name]] : []);
+  adminKubeconfig = controlPlane.adminKubeconfig;
+
+  const networkReady: pulumi.Resource[] = Object.values(controlPlane.members);
+  if (config.layers.cilium && config.cilium.enabled) {
+    const cilium = new Cilium("cilium", { spec, adminKubeconfig, tunnelVia: connections[first.name], after: networkReady });
+    networkReady.push(cilium.release);
+    if (config.layers.addons)
+      new Addons("addons", { spec, provider: cilium.provider, tsigSecret: secrets.certManagerTsigSecret, after: [cilium.release] });
+  }
+  new Workers("workers", { spec, connections, prepared, after: networkReady });
+}
+openGates();
+
+const holders = expectedHolders(planVrrp(spec));
+export const controlPlaneEndpoint = spec.controlPlaneEndpoint;
+export const controlPlaneVip = spec.controlPlaneVip.address;
+export const externalVips = Object.fromEntries(config.vrrp.external.vips.map((v) => [v, holders.get(v) ?? ""]));
+export const nodes = Object.fromEntries(
+  spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name].hostKeyFingerprint }]),
+);
+export const kubeconfig = adminKubeconfig ? pulumi.secret(adminKubeconfig) : undefined;

@@ -1,0 +1,61 @@
+// Packages: installs what is missing through the OS configurer; removes on delete only what it
+// installed itself (a package that was there before stays).
+import type * as pulumi from "@pulumi/pulumi";
+import type { OsFamily } from "../../spec/schema";
+import { packageCommands } from "../os/configurer";
+import type { Host } from "../ssh/types";
+import { diffOf, hostOf, type Connection } from "./common";
+
+export interface PackagesInputs {
+  connection: Connection;
+  os: OsFamily;
+  packages: string[];
+}
+
+export interface PackagesOutputs extends PackagesInputs {
+  installedByUs: string[];
+}
+
+export async function installedOf(host: Host, os: OsFamily, pkgs: string[]): Promise<Set<string>> {
+  if (!pkgs.length) return new Set();
+  const r = await host.exec(packageCommands(os).installed(pkgs));
+  return new Set(r.stdout.split("\n").map((s) => s.trim()).filter(Boolean));
+}
+
+/** What a run must install, given what the host has. Exported for planning tests. */
+export function missingPackages(wanted: string[], installed: Set<string>): string[] {
+  return wanted.filter((p) => !installed.has(p));
+}
+
+async function ensure(inputs: PackagesInputs): Promise<string[]> {
+  const host = await hostOf(inputs.connection);
+  const missing = missingPackages(inputs.packages, await installedOf(host, inputs.os, inputs.packages));
+  if (missing.length) await host.exec(packageCommands(inputs.os).install(missing), { mutates: true, timeoutMs: 30 * 60_000 });
+  return missing;
+}
+
+export const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: PackagesInputs) {
+    const outs: PackagesOutputs = { ...inputs, installedByUs: await ensure(inputs) };
+    return { id: `${inputs.connection.name}:packages`, outs };
+  },
+  async diff(_id, olds: PackagesOutputs, news: PackagesInputs) {
+    return diffOf(olds as never, news as never, ["packages", "os"]);
+  },
+  // Drift: the packages that are still installed (a removed one shows as a change).
+  async read(id, props: PackagesOutputs) {
+    const have = await installedOf(await hostOf(props.connection), props.os, props.packages);
+    return { id, props: { ...props, packages: props.packages.filter((p) => have.has(p)) } };
+  },
+  async update(_id, olds: PackagesOutputs, news: PackagesInputs) {
+    const added = await ensure(news);
+    const kept = olds.installedByUs.filter((p) => news.packages.includes(p));
+    return { outs: { ...news, installedByUs: [...new Set([...kept, ...added])] } };
+  },
+  async delete(_id, props: PackagesOutputs) {
+    if (!props.installedByUs.length) return;
+    const host = await hostOf(props.connection);
+    const present = [...(await installedOf(host, props.os, props.installedByUs))];
+    if (present.length) await host.exec(packageCommands(props.os).remove(present), { mutates: true, timeoutMs: 30 * 60_000 });
+  },
+};

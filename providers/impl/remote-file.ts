@@ -1,0 +1,74 @@
+// RemoteFile: a whole file the program owns. Probes content and mode; writes only on a
+// difference; a file that existed before is backed up on the host and restored on delete.
+import type * as pulumi from "@pulumi/pulumi";
+import { q } from "../os/configurer";
+import type { Host } from "../ssh/types";
+import { diffOf, hostOf, type Connection } from "./common";
+
+export interface RemoteFileInputs {
+  connection: Connection;
+  path: string;
+  content: string;
+  /** octal, e.g. "0644" */
+  mode: string;
+}
+
+export interface RemoteFileOutputs extends RemoteFileInputs {
+  /** where the file that was there before is kept; empty when there was none */
+  backup: string;
+}
+
+export const BACKUP_DIR = "/var/lib/k8s-baremetal/backup";
+const backupPathOf = (path: string) => `${BACKUP_DIR}${path}`;
+
+export async function probeFile(host: Host, path: string): Promise<{ content: string; mode: string } | undefined> {
+  const r = await host.exec(`[ -f ${q(path)} ] || exit 3; stat -c %a ${q(path)}`, { allowFail: true });
+  if (r.code === 3) return undefined;
+  if (r.code !== 0) await host.exec(`stat -c %a ${q(path)}`); // rethrows with stderr
+  const content = (await host.readFile(path)) ?? Buffer.alloc(0);
+  return { content: content.toString("utf8"), mode: r.stdout.trim().padStart(4, "0") };
+}
+
+async function write(host: Host, inputs: RemoteFileInputs): Promise<void> {
+  await host.writeFile(inputs.path, inputs.content, parseInt(inputs.mode, 8));
+}
+
+export const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: RemoteFileInputs) {
+    const host = await hostOf(inputs.connection);
+    const current = await probeFile(host, inputs.path);
+    let backup = "";
+    if (current && (current.content !== inputs.content || current.mode !== inputs.mode)) {
+      backup = backupPathOf(inputs.path);
+      // Keep the oldest backup: a create retried after a failure must not back up our own file.
+      await host.exec(`[ -e ${q(backup)} ] || { mkdir -p "$(dirname ${q(backup)})" && cp -p ${q(inputs.path)} ${q(backup)}; }`, { mutates: true });
+    }
+    if (!current || backup) await write(host, inputs);
+    const outs: RemoteFileOutputs = { ...inputs, backup };
+    return { id: `${inputs.connection.name}:${inputs.path}`, outs };
+  },
+
+  async diff(_id, olds: RemoteFileOutputs, news: RemoteFileInputs) {
+    return diffOf(olds as never, news as never, ["content", "mode"], ["path"]);
+  },
+
+  async read(id, props: RemoteFileOutputs) {
+    const current = await probeFile(await hostOf(props.connection), props.path);
+    return { id, props: { ...props, content: current?.content ?? "", mode: current?.mode ?? "absent" } };
+  },
+
+  async update(_id, olds: RemoteFileOutputs, news: RemoteFileInputs) {
+    const host = await hostOf(news.connection);
+    const current = await probeFile(host, news.path);
+    if (!current || current.content !== news.content || current.mode !== news.mode) await write(host, news);
+    return { outs: { ...news, backup: olds.backup } };
+  },
+
+  async delete(_id, props: RemoteFileOutputs) {
+    const host = await hostOf(props.connection);
+    const cmd = props.backup
+      ? `if [ -e ${q(props.backup)} ]; then mv -f ${q(props.backup)} ${q(props.path)}; else rm -f ${q(props.path)}; fi`
+      : `rm -f ${q(props.path)}`;
+    await host.exec(cmd, { mutates: true });
+  },
+};

@@ -1,0 +1,47 @@
+// Running virsh against a libvirt URI (qemu:///system here, or qemu+ssh://user@host/system).
+// Every failure names the URI, the command and virsh's stderr.
+import { execFile } from "child_process";
+
+export interface VirshResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export function virsh(uri: string, args: string[], opts: { stdin?: string; allowFail?: boolean } = {}): Promise<VirshResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile("virsh", ["-q", "-c", uri, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? Number((err as { code?: unknown }).code) : 1) : 0;
+      if (code !== 0 && !opts.allowFail)
+        reject(new Error(`libvirt ${uri}: virsh ${args.join(" ")} exited ${code}: ${String(stderr || err?.message).trim().slice(0, 2000)}`));
+      else resolve({ stdout: String(stdout), stderr: String(stderr), code });
+    });
+    if (opts.stdin !== undefined) child.stdin?.end(opts.stdin);
+  });
+}
+
+/** virsh *-define wants a file: pass the XML through /dev/stdin. */
+export async function defineFrom(uri: string, verb: "net-define" | "define", xml: string): Promise<void> {
+  await virsh(uri, [verb, "/dev/stdin"], { stdin: xml });
+}
+
+/**
+ * The parts of libvirt XML the program owns, in a canonical form. libvirt adds uuids, MACs of
+ * bridges, PCI addresses...; comparing only what we wrote keeps refresh free of noise.
+ */
+export function ownedParts(xml: string): string[] {
+  const pick = [
+    /<name>[^<]*<\/name>/g,
+    /<forward mode="[^"]*"/g,
+    /<bridge name="[^"]*"/g,
+    /<ip address="[^"]*" netmask="[^"]*"/g,
+    /<range start="[^"]*" end="[^"]*"/g,
+    /<host mac="[^"]*" name="[^"]*" ip="[^"]*"/g,
+    /<memory unit="[^"]*">[^<]*<\/memory>/g,
+    /<vcpu[^>]*>[^<]*<\/vcpu>/g,
+    /<source (file|network)="[^"]*"/g,
+    /<mac address="[^"]*"/g,
+    /<domain type="[^"]*"/g,
+  ];
+  return pick.flatMap((re) => [...xml.matchAll(re)].map((m) => m[0].replace(/\s+/g, " "))).sort();
+}

@@ -1,0 +1,98 @@
+// Per-OS / per-init command planning: what to run to query and change packages and services.
+// Pure string building, so it is tested without a host; the providers run what it returns.
+import type { InitSystem, OsFamily } from "../../spec/schema";
+
+export const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export interface PackageCommands {
+  /** prints the names of the given packages that are installed, one per line */
+  installed(pkgs: string[]): string;
+  install(pkgs: string[]): string;
+  remove(pkgs: string[]): string;
+}
+
+export interface ServiceCommands {
+  /** exits 0 when running */
+  isRunning(name: string): string;
+  /** exits 0 when started at boot; undefined when the init system has no boot-time notion (no init) */
+  isEnabled(name: string): string | undefined;
+  start(name: string): string;
+  stop(name: string): string;
+  restart(name: string): string;
+  reload(name: string): string;
+  enable(name: string): string | undefined;
+  disable(name: string): string | undefined;
+}
+
+const debianPackages: PackageCommands = {
+  installed: (p) => `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(q).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
+  // update the index only when an install fails on a stale one
+  install: (p) =>
+    `export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends ${p.map(q).join(" ")} || { apt-get update && apt-get install -y --no-install-recommends ${p.map(q).join(" ")}; }`,
+  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y ${p.map(q).join(" ")}`,
+};
+
+const gentooPackages: PackageCommands = {
+  installed: (p) => `for a in ${p.map(q).join(" ")}; do ls -d /var/db/pkg/$a-[0-9]* >/dev/null 2>&1 && echo "$a"; done; true`,
+  install: (p) => `emerge --noreplace --quiet-build=y ${p.map(q).join(" ")}`,
+  remove: (p) => `emerge --unmerge --quiet ${p.map(q).join(" ")}`,
+};
+
+const openrc: ServiceCommands = {
+  isRunning: (n) => `rc-service ${q(n)} status >/dev/null 2>&1`,
+  isEnabled: (n) => `rc-update show default | awk '{print $1}' | grep -qx ${q(n)}`,
+  start: (n) => `rc-service ${q(n)} start`,
+  stop: (n) => `rc-service ${q(n)} stop`,
+  restart: (n) => `rc-service ${q(n)} restart`,
+  reload: (n) => `rc-service ${q(n)} reload`,
+  enable: (n) => `rc-update add ${q(n)} default`,
+  disable: (n) => `rc-update del ${q(n)} default`,
+};
+
+const systemd: ServiceCommands = {
+  isRunning: (n) => `systemctl is-active --quiet ${q(n)}`,
+  isEnabled: (n) => `systemctl is-enabled --quiet ${q(n)}`,
+  start: (n) => `systemctl start ${q(n)}`,
+  stop: (n) => `systemctl stop ${q(n)}`,
+  restart: (n) => `systemctl restart ${q(n)}`,
+  reload: (n) => `systemctl reload-or-restart ${q(n)}`,
+  enable: (n) => `systemctl enable ${q(n)}`,
+  disable: (n) => `systemctl disable ${q(n)}`,
+};
+
+// No init system (containers, the SSH lab): the distribution's /etc/init.d scripts, nothing at boot.
+const noInit: ServiceCommands = {
+  isRunning: (n) => `/etc/init.d/${n} status >/dev/null 2>&1`,
+  isEnabled: () => undefined,
+  start: (n) => `/etc/init.d/${n} start`,
+  stop: (n) => `/etc/init.d/${n} stop`,
+  restart: (n) => `/etc/init.d/${n} restart`,
+  reload: (n) => `/etc/init.d/${n} reload`,
+  enable: () => undefined,
+  disable: () => undefined,
+};
+
+export function packageCommands(os: OsFamily): PackageCommands {
+  return os === "gentoo" ? gentooPackages : debianPackages;
+}
+
+export function serviceCommands(init: InitSystem): ServiceCommands {
+  return init === "openrc" ? openrc : init === "systemd" ? systemd : noInit;
+}
+
+/** Package names per OS for each layer of host preparation (seed §2, Gentoo names first). */
+export function packagesFor(os: OsFamily, layer: "base" | "keepalived" | "kubernetes"): string[] {
+  const gentoo = {
+    base: ["net-firewall/conntrack-tools", "net-firewall/ebtables", "net-misc/socat", "sys-apps/ethtool", "sys-apps/iproute2", "net-misc/curl"],
+    keepalived: ["sys-cluster/keepalived"],
+    // dbus only to get /etc/machine-id; Gentoo split sys-cluster/kubernetes into these three.
+    kubernetes: ["app-containers/containerd", "app-containers/cri-tools", "sys-apps/dbus", "sys-cluster/kubeadm", "sys-cluster/kubelet", "sys-cluster/kubectl"],
+  };
+  const debian = {
+    base: ["conntrack", "ebtables", "socat", "ethtool", "iproute2", "curl"],
+    keepalived: ["keepalived"],
+    // kubeadm, kubelet, kubectl and cri-tools come from the Kubernetes package repository.
+    kubernetes: ["containerd", "cri-tools", "dbus", "kubeadm", "kubelet", "kubectl"],
+  };
+  return (os === "gentoo" ? gentoo : debian)[layer];
+}

@@ -1,0 +1,601 @@
+// Pooled SSH connections with pinned host keys, bounded retries, and per-host counters.
+// One connection per (user, host, port, private key, pinned key) per process, shared by all
+// callers; idle connections never keep the process alive and are closed at exit.
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as net from "net";
+import type { Duplex } from "stream";
+import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
+import {
+  ExecTimeoutError,
+  HostKeyMismatchError,
+  RemoteError,
+  SshAuthError,
+  SshConnectionError,
+} from "./errors";
+import { fingerprintOfBlob, hostKeyAlgorithms, keyLineOf, parseKeyLine, type PublicKey } from "./hostkey";
+import { MISSING_EXIT, readFileScript, wrapCommand, writeFileScript } from "./shell";
+import type { ExecOptions, ExecResult, Host, HostStats, SshTarget } from "./types";
+
+export const DEFAULTS = {
+  retries: 5,
+  baseDelayMs: 500,
+  maxDelayMs: 8000,
+  connectTimeoutMs: 20_000,
+  keepaliveMs: 15_000,
+  keepaliveCountMax: 3,
+  /** concurrent channels per connection (OpenSSH's MaxSessions defaults to 10) */
+  maxChannels: 8,
+} as const;
+
+/** Delay before connect attempt `attempt + 1` (attempt counts from 0): 0.5 s, 1 s, 2 s … capped at 8 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(DEFAULTS.maxDelayMs, DEFAULTS.baseDelayMs * 2 ** attempt);
+}
+
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "EPIPE",
+  "EAI_AGAIN",
+]);
+
+/** Worth another attempt: refused / reset / timed out / dropped before the handshake. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof HostKeyMismatchError || err instanceof SshAuthError) return false;
+  const e = err as { code?: unknown; level?: unknown; message?: unknown };
+  if (e?.level === "client-authentication") return false;
+  if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
+  if (e?.level === "client-timeout") return true;
+  return /Timed out while waiting for handshake|Connection lost before handshake|closed before the SSH handshake|No response from server|Keepalive timeout/.test(
+    String(e?.message ?? ""),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// counters
+
+const counters = new Map<string, HostStats>();
+
+function counter(name: string): HostStats {
+  let s = counters.get(name);
+  if (!s) counters.set(name, (s = { connections: 0, commands: 0, mutatingCommands: 0 }));
+  return s;
+}
+
+/** Per node name: connections opened, commands run, commands run with `mutates`. */
+export function stats(): Record<string, HostStats> {
+  return Object.fromEntries([...counters.keys()].sort().map((k) => [k, { ...counters.get(k)! }]));
+}
+
+export function resetStats(): void {
+  counters.clear();
+}
+
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once("exit", () => {
+    closeAll();
+    const file = process.env.K8SBM_SSH_STATS;
+    if (file && counters.size > 0) {
+      try {
+        fs.appendFileSync(file, JSON.stringify({ pid: process.pid, stats: stats() }) + "\n");
+      } catch {
+        /* best effort at exit */
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// one SSH connection
+
+interface RawResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  code: number | null;
+  signal?: string;
+}
+
+/** The channel could not be opened: the command never started, so it is safe to retry. */
+class ChannelOpenError extends Error {}
+
+interface SshInternals {
+  _protocol?: { ping?: () => void };
+  _callbacks?: Array<(err?: Error) => void>;
+}
+
+class PooledConnection {
+  closed = false;
+  private busy = 0;
+  private channels = 0;
+  private readonly waiting: Array<() => void> = [];
+  private readonly closeHooks: Array<() => void> = [];
+  private readonly kaTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly client: Client,
+    private readonly sock: net.Socket,
+    readonly endpoint: string,
+  ) {
+    client.on("error", () => this.markClosed());
+    client.on("close", () => this.markClosed());
+    sock.unref();
+    // SSH-level keepalive on an unref'd timer (ssh2's own one would hold the process open).
+    const internals = client as unknown as SshInternals;
+    if (typeof internals._protocol?.ping === "function" && Array.isArray(internals._callbacks)) {
+      let unanswered = 0;
+      this.kaTimer = setInterval(() => {
+        if (this.closed) return;
+        if (unanswered >= DEFAULTS.keepaliveCountMax) {
+          sock.destroy(new Error("Keepalive timeout"));
+          return;
+        }
+        unanswered++;
+        try {
+          internals._callbacks!.push(() => {
+            unanswered = 0;
+          });
+          internals._protocol!.ping!();
+        } catch {
+          /* the socket is going away; 'close' follows */
+        }
+      }, DEFAULTS.keepaliveMs);
+      this.kaTimer.unref();
+    }
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closeHooks.push(fn);
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.kaTimer) clearInterval(this.kaTimer);
+    for (const w of this.waiting.splice(0)) w();
+    for (const h of this.closeHooks.splice(0)) h();
+  }
+
+  end(): void {
+    this.markClosed();
+    try {
+      this.client.end();
+    } catch {
+      /* already gone */
+    }
+    this.sock.unref();
+  }
+
+  // The socket holds the process open only while something is in flight.
+  private hold(): void {
+    if (this.busy++ === 0) this.sock.ref();
+  }
+  private unhold(): void {
+    if (--this.busy === 0) this.sock.unref();
+  }
+
+  private async slot(): Promise<void> {
+    while (this.channels >= DEFAULTS.maxChannels && !this.closed) {
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+    this.channels++;
+  }
+  private freeSlot(): void {
+    this.channels--;
+    this.waiting.shift()?.();
+  }
+
+  /** A direct-tcpip channel to host:port as seen from the server; holds the process while open. */
+  forward(host: string, port: number): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new ChannelOpenError("connection closed"));
+        return;
+      }
+      this.hold();
+      let held = true;
+      const unhold = () => {
+        if (held) {
+          held = false;
+          this.unhold();
+        }
+      };
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port, (err, stream) => {
+          if (err) {
+            unhold();
+            reject(new ChannelOpenError(err.message));
+            return;
+          }
+          stream.on("close", unhold);
+          resolve(stream);
+        });
+      } catch (e) {
+        unhold();
+        reject(new ChannelOpenError((e as Error).message));
+      }
+    });
+  }
+
+  async run(line: string, stdin: string | Buffer | undefined, timeoutMs: number | undefined): Promise<RawResult & { timedOut: boolean }> {
+    this.hold();
+    try {
+      await this.slot();
+    } catch (e) {
+      this.unhold();
+      throw e;
+    }
+    return new Promise((resolve, reject) => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.freeSlot();
+        this.unhold();
+      };
+      if (this.closed) {
+        release();
+        reject(new ChannelOpenError("connection closed"));
+        return;
+      }
+      const onOpen = (err: Error | undefined, stream: ClientChannel) => {
+        if (err) {
+          release();
+          reject(new ChannelOpenError(err.message));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let code: number | null = null;
+        let signal: string | undefined;
+        let exited = false;
+        let settled = false;
+        let timer: NodeJS.Timeout | undefined;
+        const finish = (timedOut: boolean) => {
+          if (settled) return;
+          settled = true;
+          if (timer) clearTimeout(timer);
+          const raw = { stdout: Buffer.concat(out), stderr: Buffer.concat(errOut), code, signal, timedOut };
+          if (!timedOut && !exited) {
+            reject(new Error(`connection to ${this.endpoint} lost before the command finished`));
+          } else resolve(raw);
+        };
+        stream.on("data", (d: Buffer) => out.push(d));
+        stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+        stream.on("exit", (c: number | null, sig?: string) => {
+          exited = true;
+          code = typeof c === "number" ? c : null;
+          signal = sig ?? undefined;
+        });
+        stream.on("error", () => undefined);
+        stream.on("close", () => {
+          release();
+          finish(false);
+        });
+        if (timeoutMs && timeoutMs > 0) {
+          timer = setTimeout(() => {
+            // the server-side `timeout` wrapper (see wrapCommand) stops the command itself
+            try {
+              stream.close();
+            } catch {
+              /* gone */
+            }
+            finish(true);
+            // the slot is freed when the channel closes; don't wait on a dead peer forever
+            setTimeout(release, 5000).unref();
+          }, timeoutMs);
+        }
+        if (stdin !== undefined) stream.end(stdin);
+        else stream.end();
+      };
+      try {
+        this.client.exec(line, onOpen);
+      } catch (e) {
+        release();
+        reject(new ChannelOpenError((e as Error).message));
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// connecting
+
+function endpointOf(t: SshTarget): string {
+  return `${t.host}:${t.port}`;
+}
+
+function validate(t: SshTarget): PublicKey {
+  const name = t?.name || "(unnamed node)";
+  for (const k of ["name", "host", "user", "privateKey"] as const) {
+    if (typeof t?.[k] !== "string" || !t[k]) throw new Error(`${name}: SSH target needs a non-empty "${k}"`);
+  }
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) throw new Error(`${name}: invalid SSH port ${t.port}`);
+  if (!t.hostKey) {
+    throw new Error(
+      `${name} (${endpointOf(t)}): no pinned SSH host key; pin one in the stack config (or record it with scanHostKey after verifying it)`,
+    );
+  }
+  try {
+    const key = parseKeyLine(t.hostKey);
+    hostKeyAlgorithms(key.type);
+    return key;
+  } catch (e) {
+    throw new Error(`${name} (${endpointOf(t)}): pinned host key is unusable: ${(e as Error).message}`);
+  }
+}
+
+function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
+  const endpoint = endpointOf(t);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: t.host, port: t.port });
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, DEFAULTS.keepaliveMs);
+    const client = new Client();
+    let presented: Buffer | undefined;
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      if (presented) {
+        reject(new HostKeyMismatchError(t.name, endpoint, fingerprintOfBlob(pinned.blob), fingerprintOfBlob(presented), keyLineOf(presented)));
+      } else if ((err as { level?: string }).level === "client-authentication") {
+        reject(new SshAuthError(t.name, endpoint, t.user, err.message));
+      } else reject(err);
+    };
+    client.on("error", fail);
+    client.on("close", () => fail(new Error("connection closed before the SSH handshake completed")));
+    client.on("ready", () => {
+      if (settled) return;
+      settled = true;
+      resolve(new PooledConnection(client, sock, endpoint));
+    });
+    const config: ConnectConfig = {
+      sock,
+      username: t.user,
+      privateKey: t.privateKey,
+      readyTimeout: t.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      keepaliveInterval: 0,
+      algorithms: { serverHostKey: hostKeyAlgorithms(pinned.type) as never },
+      hostVerifier: (key: Buffer) => {
+        if (Buffer.isBuffer(key) && key.equals(pinned.blob)) return true;
+        presented = Buffer.from(key);
+        return false;
+      },
+    };
+    try {
+      client.connect(config);
+    } catch (e) {
+      // e.g. an unparsable private key (the message names no key material)
+      fail(new Error(`cannot start SSH connection: ${(e as Error).message}`));
+    }
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
+  const retries = Math.max(0, t.retries ?? DEFAULTS.retries);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const c = await openOnce(t, pinned);
+      counter(t.name).connections++;
+      return c;
+    } catch (e) {
+      if (e instanceof HostKeyMismatchError || e instanceof SshAuthError) throw e;
+      if (!isTransient(e) || attempt >= retries) {
+        throw new SshConnectionError(t.name, endpointOf(t), (e as Error).message, attempt + 1);
+      }
+      await sleep(backoffMs(attempt));
+    }
+  }
+}
+
+const pool = new Map<string, Promise<PooledConnection>>();
+
+function poolKey(t: SshTarget): string {
+  const keyId = createHash("sha256").update(t.privateKey).digest("hex");
+  // the pinned key is part of the identity: a caller never gets a connection verified against another pin
+  return JSON.stringify([t.user, t.host, t.port, keyId, t.hostKey.trim().split(/\s+/).slice(0, 2).join(" ")]);
+}
+
+async function pooled(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
+  const key = poolKey(t);
+  for (;;) {
+    const existing = pool.get(key);
+    if (!existing) break;
+    const c = await existing; // concurrent callers share one attempt (and its failure)
+    if (!c.closed) return c;
+    if (pool.get(key) === existing) pool.delete(key);
+  }
+  const p = openWithRetry(t, pinned);
+  pool.set(key, p);
+  const forget = () => {
+    if (pool.get(key) === p) pool.delete(key);
+  };
+  p.then((c) => c.onClose(forget), forget);
+  return p;
+}
+
+/** Closes every pooled connection (also done automatically at process exit). */
+export function closeAll(): void {
+  const all = [...pool.values()];
+  pool.clear();
+  for (const p of all) p.then((c) => c.end(), () => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host
+
+class SshHost implements Host {
+  readonly name: string;
+  constructor(
+    private readonly target: SshTarget,
+    private readonly pinned: PublicKey,
+  ) {
+    this.name = target.name;
+  }
+
+  private async raw(command: string, shown: string, opts: ExecOptions): Promise<RawResult> {
+    const t = this.target;
+    const s = counter(t.name);
+    s.commands++;
+    if (opts.mutates) s.mutatingCommands++;
+    const line = wrapCommand(command, t.user, opts.timeoutMs);
+    let result: RawResult & { timedOut: boolean };
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const conn = await pooled(t, this.pinned);
+      try {
+        result = await conn.run(line, opts.stdin, opts.timeoutMs);
+        break;
+      } catch (e) {
+        // the command never started: a stale pooled connection gets one fresh retry
+        if (e instanceof ChannelOpenError && conn.closed && attempt === 0) continue;
+        throw new SshConnectionError(t.name, endpointOf(t), `while running ${JSON.stringify(shown)}: ${(e as Error).message}`);
+      }
+    }
+    // the server-side guard may win the race at the deadline: 124 = timeout(1) fired
+    if (opts.timeoutMs && result.code === 124 && Date.now() - started >= opts.timeoutMs) result.timedOut = true;
+    if (result.timedOut) {
+      throw new ExecTimeoutError(t.name, t.host, shown, opts.timeoutMs!, result.stderr.toString("utf8"), result.stdout.toString("utf8"));
+    }
+    return result;
+  }
+
+  private fail(shown: string, r: RawResult): RemoteError {
+    return new RemoteError(
+      this.target.name,
+      this.target.host,
+      shown,
+      r.code ?? -1,
+      r.stderr.toString("utf8"),
+      r.stdout.toString("utf8"),
+      r.code === null ? r.signal ?? "unknown" : undefined,
+    );
+  }
+
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const shown = opts.redactedAs ?? command;
+    const r = await this.raw(command, shown, opts);
+    const res = { stdout: r.stdout.toString("utf8"), stderr: r.stderr.toString("utf8"), code: r.code ?? -1 };
+    if (res.code !== 0 && !opts.allowFail) throw this.fail(shown, r);
+    return res;
+  }
+
+  async forwardOut(host: string, port: number): Promise<Duplex> {
+    const t = this.target;
+    for (let attempt = 0; ; attempt++) {
+      const conn = await pooled(t, this.pinned);
+      try {
+        return await conn.forward(host, port);
+      } catch (e) {
+        if (e instanceof ChannelOpenError && conn.closed && attempt === 0) continue;
+        throw new SshConnectionError(t.name, endpointOf(t), `cannot open a tunnel to ${host}:${port}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const shown = `read ${path}`;
+    const r = await this.raw(readFileScript(path), shown, {});
+    if (r.code === 0) return r.stdout;
+    if (r.code === MISSING_EXIT && r.stderr.length === 0) return undefined;
+    throw this.fail(shown, r);
+  }
+
+  async writeFile(path: string, content: string | Buffer, mode: number): Promise<void> {
+    const shown = `write ${path} (mode ${mode.toString(8).padStart(4, "0")})`;
+    const r = await this.raw(writeFileScript(path, mode), shown, { stdin: Buffer.from(content), mutates: true });
+    if (r.code !== 0) throw this.fail(shown, r);
+  }
+}
+
+/**
+ * A connected host. Connections are pooled per process: concurrent and later callers with the
+ * same (user, host, port, key, pinned host key) share one connection. Transient failures are
+ * retried with exponential backoff; a host key mismatch or an auth failure fails at once.
+ */
+export async function connect(target: SshTarget): Promise<Host> {
+  const pinned = validate(target);
+  hookExit();
+  await pooled(target, pinned);
+  return new SshHost(target, pinned);
+}
+
+// ---------------------------------------------------------------------------------------------
+// host key scanning
+
+export interface ScanOptions {
+  host: string;
+  port: number;
+  timeoutMs?: number;
+  /** name for error messages */
+  name?: string;
+  /** extra attempts on transient failures (default 0) */
+  retries?: number;
+  /** only accept this key type (default: the server's preferred of ed25519, ecdsa, rsa) */
+  keyType?: string;
+}
+
+function scanOnce(o: ScanOptions): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let key: Buffer | undefined;
+    let done = false;
+    const settle = (err?: Error) => {
+      if (done) return;
+      done = true;
+      try {
+        client.end();
+      } catch {
+        /* gone */
+      }
+      if (key) resolve(keyLineOf(key));
+      else reject(err ?? new Error("no host key presented"));
+    };
+    client.on("error", (e) => settle(e));
+    client.on("close", () => settle(new Error("connection closed before the server presented a host key")));
+    client.on("ready", () => settle(new Error("unexpectedly authenticated")));
+    try {
+      client.connect({
+        host: o.host,
+        port: o.port,
+        username: "k8sbm-hostkey-scan",
+        readyTimeout: o.timeoutMs ?? DEFAULTS.connectTimeoutMs,
+        ...(o.keyType ? { algorithms: { serverHostKey: hostKeyAlgorithms(o.keyType) as never } } : {}),
+        hostVerifier: (k: Buffer) => {
+          key = Buffer.from(k);
+          return false; // record only: never authenticate to an unverified host
+        },
+      });
+    } catch (e) {
+      settle(e as Error);
+    }
+  });
+}
+
+/** The host key a server presents, as an OpenSSH line "<type> <base64>". Trust is the caller's call. */
+export async function scanHostKey(o: ScanOptions): Promise<string> {
+  const name = o.name ?? "host key scan";
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await scanOnce(o);
+    } catch (e) {
+      if (!isTransient(e) || attempt >= (o.retries ?? 0)) {
+        throw new SshConnectionError(name, `${o.host}:${o.port}`, (e as Error).message, attempt + 1);
+      }
+      await sleep(backoffMs(attempt));
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// The contract between dynamic providers and the SSH layer. No Pulumi imports here.
+
+export interface SshTarget {
+  /** node name, used in every error message */
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  /** OpenSSH/PEM private key text (a secret: never logged) */
+  privateKey: string;
+  /** pinned host key, OpenSSH public key line "<type> <base64>"; required by connect() */
+  hostKey: string;
+  connectTimeoutMs?: number;
+  /** connect attempts after the first, with exponential backoff */
+  retries?: number;
+}
+
+export interface ExecOptions {
+  stdin?: string | Buffer;
+  /** resolve with a non-zero code instead of throwing RemoteError */
+  allowFail?: boolean;
+  /** this command changes the host (counted separately from probes) */
+  mutates?: boolean;
+  /** shown in errors instead of the command text (when the command embeds something sensitive) */
+  redactedAs?: string;
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** A connected host. Commands run through `sh -c` as the SSH user (root, or sudo -n when not root). */
+export interface Host {
+  readonly name: string;
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** undefined when the file does not exist */
+  readFile(path: string): Promise<Buffer | undefined>;
+  /** atomic replace (temp file + rename) with the given octal mode, e.g. 0o644 */
+  writeFile(path: string, content: string | Buffer, mode: number): Promise<void>;
+  /** a TCP stream to host:port opened from the node (ssh -L), for the API tunnel */
+  forwardOut(host: string, port: number): Promise<import("stream").Duplex>;
+}
+
+export interface HostStats {
+  connections: number;
+  commands: number;
+  mutatingCommands: number;
+}

@@ -1,0 +1,123 @@
+// keepalived.conf and the apiserver health check, per node. Pure.
+import type { NodeVrrpPlan, VrrpInstance } from "../plan/vrrp";
+import type { ClusterSpec, NodeSpec } from "../spec/model";
+import type { StackConfig } from "../spec/schema";
+import { HASH_HEADER, assertSafeWord, compareAddresses, text } from "./common";
+
+export const KEEPALIVED_CONF_PATH = "/etc/keepalived/keepalived.conf";
+export const CHECK_APISERVER_PATH = "/etc/keepalived/check-apiserver.sh";
+/** kubeadm writes this static-pod manifest when (and only when) a node becomes a control plane. */
+export const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+const CHECK_SCRIPT_NAME = "chk_apiserver";
+
+type HealthCheck = StackConfig["vrrp"]["controlPlane"]["healthCheck"];
+
+export interface KeepalivedOptions {
+  authType: StackConfig["vrrp"]["authType"];
+  /**
+   * The `vrrpPassword` secret, unwrapped by the caller inside a secret Output. keepalived uses
+   * only its first 8 characters (longer ones are silently truncated).
+   */
+  password?: string;
+  advertInt: number;
+  unicast: boolean;
+  healthCheck: HealthCheck;
+}
+
+export function keepalivedOptions(spec: ClusterSpec, password?: string): KeepalivedOptions {
+  const v = spec.config.vrrp;
+  return {
+    authType: v.authType,
+    ...(password !== undefined ? { password } : {}),
+    advertInt: v.advertInt,
+    unicast: v.unicast,
+    healthCheck: v.controlPlane.healthCheck,
+  };
+}
+
+function instanceBlock(i: VrrpInstance, plan: NodeVrrpPlan, opts: KeepalivedOptions, tracked: boolean): string[] {
+  const out = [
+    i.kind === "control-plane"
+      ? `# control-plane VIP: the first control plane has the highest priority (it holds the VIP during bootstrap)`
+      : `# external VIP ${i.vip}: priority ${i.priority} in the seed's rotation`,
+    `vrrp_instance ${i.name} {`,
+    "    state BACKUP",
+    `    interface ${i.interface}`,
+    `    virtual_router_id ${i.routerId}`,
+    `    priority ${i.priority}`,
+    `    advert_int ${opts.advertInt}`,
+  ];
+  if (opts.authType !== "none")
+    out.push("    authentication {", `        auth_type ${opts.authType}`, `        auth_pass ${opts.password}`, "    }");
+  out.push("    virtual_ipaddress {", `        ${i.vip}`, "    }");
+  if (opts.unicast) {
+    out.push(`    unicast_src_ip ${plan.sourceIp}`, "    unicast_peer {");
+    for (const p of [...i.peers].sort(compareAddresses)) out.push(`        ${p}`);
+    out.push("    }");
+  }
+  if (tracked) out.push("    track_script {", `        ${CHECK_SCRIPT_NAME}`, "    }");
+  out.push("}");
+  return out;
+}
+
+/**
+ * /etc/keepalived/keepalived.conf for one node: its control-plane and external VRRP instances
+ * in plan order, each exactly like the seed's (state BACKUP; the priorities decide the holder).
+ */
+export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): string {
+  if (opts.authType !== "none") {
+    if (opts.password === undefined) throw new Error(`vrrpPassword is required for vrrp.authType ${opts.authType}`);
+    // '#' and '!' start comments in keepalived.conf; whitespace would split the token.
+    assertSafeWord("vrrpPassword", opts.password, "#!");
+  }
+  const tracks = opts.healthCheck.enabled && plan.instances.some((i) => i.kind === "control-plane");
+  const hc = opts.healthCheck;
+  const lines = [
+    HASH_HEADER,
+    "",
+    "global_defs {",
+    `    router_id ${plan.node}`,
+    // Scripts run as root and must not be writable by anyone else (keepalived checks it).
+    "    enable_script_security",
+    "    script_user root",
+    "}",
+  ];
+  if (tracks)
+    lines.push(
+      "",
+      "# The local apiserver's health (the seed's named weakness: without it a node whose apiserver",
+      "# died kept the VIP). No `weight`: a failing script puts control_plane into FAULT, which",
+      "# releases the VIP to the next control plane.",
+      `vrrp_script ${CHECK_SCRIPT_NAME} {`,
+      `    script "${CHECK_APISERVER_PATH}"`,
+      `    interval ${hc.intervalSeconds}`,
+      `    timeout ${hc.timeoutSeconds}`,
+      `    fall ${hc.fall}`,
+      `    rise ${hc.rise}`,
+      "}",
+    );
+  for (const i of plan.instances) lines.push("", ...instanceBlock(i, plan, opts, tracks && i.kind === "control-plane"));
+  return text(lines);
+}
+
+/**
+ * /etc/keepalived/check-apiserver.sh: exit 0 when the local apiserver is ready. A node that is
+ * not a control plane yet (no kube-apiserver manifest) passes, so the first node can hold the
+ * VIP before `kubeadm init` — the seed's bootstrap order.
+ */
+export function checkApiserverScript(node: NodeSpec, port: number, timeoutSeconds = 1): string {
+  const url = `https://${node.wan1.ip}:${port}/readyz`;
+  return text([
+    "#!/bin/sh",
+    HASH_HEADER,
+    `# keepalived vrrp_script for ${node.name}: exit 0 = this node's apiserver is ready.`,
+    "# Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.",
+    `[ -f ${APISERVER_MANIFEST} ] || exit 0`,
+    `url="${url}"`,
+    "if command -v curl >/dev/null 2>&1; then",
+    `    exec curl -fsk --max-time ${timeoutSeconds} -o /dev/null "$url"`,
+    "fi",
+    "# Fallback for hosts without curl (BusyBox or GNU wget).",
+    `exec wget -q -T ${timeoutSeconds} -O /dev/null --no-check-certificate "$url"`,
+  ]);
+}

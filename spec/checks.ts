@@ -1,0 +1,230 @@
+// Cross-field rules of the stack configuration. Each finding names the config key and the fix.
+import { cidrContains, cidrsOverlap, formatCidr, networkOf, parseAddressWithPrefix, parseCidr, parseIPv4, type Cidr } from "./ip";
+import { DEFAULT_INIT } from "./model";
+import type { SecretKey, StackConfig } from "./schema";
+
+export interface Finding {
+  /** the config key, e.g. "vrrp.external.vips[2]" */
+  key: string;
+  message: string;
+}
+
+type Check = (c: StackConfig, secrets: ReadonlySet<SecretKey>) => Finding[];
+
+const addressOf = (s: string): number => parseAddressWithPrefix(s)!.address;
+const subnetOf = (s: string): Cidr => {
+  const p = parseAddressWithPrefix(s)!;
+  return networkOf(p.address, p.prefix);
+};
+
+function duplicates<T>(items: { key: string; value: T | undefined }[], what: string): Finding[] {
+  const seen = new Map<T, string>();
+  const out: Finding[] = [];
+  for (const { key, value } of items) {
+    if (value === undefined) continue;
+    const first = seen.get(value);
+    if (first) out.push({ key, message: `duplicate ${what} ${String(value)} (already used by ${first}); give each one its own` });
+    else seen.set(value, key);
+  }
+  return out;
+}
+
+const uniqueNodes: Check = (c) => {
+  const addresses = c.nodes.flatMap((n, i) => [
+    { key: `nodes[${i}].wan0.address`, value: n.wan0.address.split("/")[0] },
+    { key: `nodes[${i}].wan1.address`, value: n.wan1.address.split("/")[0] },
+  ]);
+  const macs = c.nodes.flatMap((n, i) => [
+    { key: `nodes[${i}].wan0.mac`, value: n.wan0.mac },
+    { key: `nodes[${i}].wan1.mac`, value: n.wan1.mac },
+  ]);
+  return [
+    ...duplicates(c.nodes.map((n, i) => ({ key: `nodes[${i}].name`, value: n.name })), "node name"),
+    ...duplicates(addresses, "node address"),
+    ...duplicates(macs, "MAC address"),
+  ];
+};
+
+const roles: Check = (c) =>
+  c.nodes.flatMap((n, i) => {
+    const out: Finding[] = [];
+    if (new Set(n.roles).size !== n.roles.length) out.push({ key: `nodes[${i}].roles`, message: "lists a role twice" });
+    if (n.roles.includes("control-plane") && n.roles.includes("worker"))
+      out.push({ key: `nodes[${i}].roles`, message: "control-plane nodes already run workloads (their taint is removed); drop 'worker'" });
+    return out;
+  });
+
+// etcd needs an odd member count; 2 tolerates no failure and more than 5 slows every write.
+const quorum: Check = (c) => {
+  if (!c.layers.kubernetes) return [];
+  const n = c.nodes.filter((x) => x.roles.includes("control-plane")).length;
+  if (n === 1 || n === 3 || n === 5) return [];
+  return [
+    {
+      key: "nodes",
+      message: `has ${n} control-plane nodes; etcd needs 1 (test only), 3 or 5 — give the 'control-plane' role to ${n < 3 ? 3 : 5} nodes (or 1)`,
+    },
+  ];
+};
+
+const controlPlaneVip: Check = (c) => {
+  const vip = parseAddressWithPrefix(c.vrrp.controlPlane.vip)!;
+  const out: Finding[] = [];
+  c.nodes.forEach((n, i) => {
+    if (!n.roles.includes("control-plane")) return;
+    if (!cidrContains(subnetOf(n.wan1.address), vip.address))
+      out.push({
+        key: "vrrp.controlPlane.vip",
+        message: `${c.vrrp.controlPlane.vip} is outside ${n.name}'s wan1 subnet ${formatCidr(subnetOf(n.wan1.address))} (nodes[${i}].wan1.address); pick a free address in that subnet`,
+      });
+  });
+  c.nodes.forEach((n, i) => {
+    for (const nic of ["wan0", "wan1"] as const)
+      if (addressOf(n[nic].address) === vip.address)
+        out.push({ key: "vrrp.controlPlane.vip", message: `equals nodes[${i}].${nic}.address of ${n.name}; a VIP must be an unused address` });
+  });
+  return out;
+};
+
+const externalVips: Check = (c) => {
+  const shadow = parseCidr(c.routing.shadowSubnet)!;
+  const nodeAddrs = new Map(c.nodes.flatMap((n) => [n.wan0.address, n.wan1.address].map((a) => [addressOf(a), n.name] as const)));
+  const out: Finding[] = duplicates(
+    c.vrrp.external.vips.map((v, i) => ({ key: `vrrp.external.vips[${i}]`, value: v })),
+    "external VIP",
+  );
+  c.vrrp.external.vips.forEach((v, i) => {
+    const a = parseIPv4(v)!;
+    if (!cidrContains(shadow, a))
+      out.push({ key: `vrrp.external.vips[${i}]`, message: `${v} is outside the shadow subnet ${c.routing.shadowSubnet} (routing.shadowSubnet); external IPs must come from it` });
+    const owner = nodeAddrs.get(a);
+    if (owner) out.push({ key: `vrrp.external.vips[${i}]`, message: `${v} is an address of node ${owner}; use an unused address` });
+    if (a === parseIPv4(c.routing.gateway))
+      out.push({ key: `vrrp.external.vips[${i}]`, message: `${v} is the shadow gateway (routing.gateway)` });
+  });
+  const balancers = c.nodes.filter((n) => n.roles.includes("balancer")).length;
+  if (c.vrrp.external.vips.length && balancers === 0)
+    out.push({ key: "vrrp.external.vips", message: "external VIPs need at least one node with the 'balancer' role" });
+  const perNode = c.vrrp.external.ipsPerNode;
+  if (perNode !== undefined && perNode > balancers)
+    out.push({
+      key: "vrrp.external.ipsPerNode",
+      message: `${perNode} exceeds the ${balancers} balancer node(s) that can hold an IP; set it to at most ${balancers} or add balancers`,
+    });
+  return out;
+};
+
+const routerIds: Check = (c) => {
+  const n = c.vrrp.external.vips.length;
+  const base = c.vrrp.external.routerIdBase;
+  const cp = c.vrrp.controlPlane.routerId;
+  const out: Finding[] = [];
+  if (n && base + n - 1 > 255)
+    out.push({ key: "vrrp.external.routerIdBase", message: `${base} + ${n} external VIPs runs past router id 255; lower the base` });
+  if (n && cp >= base && cp < base + n)
+    out.push({
+      key: "vrrp.controlPlane.routerId",
+      message: `${cp} collides with the external VIPs' router ids ${base}..${base + n - 1} (vrrp.external.routerIdBase); choose ids that do not overlap`,
+    });
+  if (c.vrrp.controlPlane.firstPriority <= c.vrrp.controlPlane.otherPriority)
+    out.push({ key: "vrrp.controlPlane.firstPriority", message: "must be higher than otherPriority so the first node holds the VIP during bootstrap" });
+  if (n && c.vrrp.external.topPriority - (c.vrrp.external.ipsPerNode ?? 1) < 1)
+    out.push({ key: "vrrp.external.topPriority", message: "too low for the rotation: priorities would drop below 1" });
+  return out;
+};
+
+const subnets: Check = (c) => {
+  const named: { key: string; cidr: Cidr }[] = [
+    { key: "cluster.podSubnet", cidr: parseCidr(c.cluster.podSubnet)! },
+    { key: "cluster.serviceSubnet", cidr: parseCidr(c.cluster.serviceSubnet)! },
+    { key: "routing.shadowSubnet", cidr: parseCidr(c.routing.shadowSubnet)! },
+  ];
+  const nodeNets = new Map<string, { key: string; cidr: Cidr }>();
+  c.nodes.forEach((n, i) =>
+    (["wan0", "wan1"] as const).forEach((nic) => {
+      const cidr = subnetOf(n[nic].address);
+      // name the first node on each network in findings
+      if (!nodeNets.has(formatCidr(cidr))) nodeNets.set(formatCidr(cidr), { key: `nodes[${i}].${nic}.address`, cidr });
+    }),
+  );
+  const all = [...named, ...nodeNets.values()];
+  const out: Finding[] = [];
+  for (let i = 0; i < all.length; i++)
+    for (let j = i + 1; j < all.length; j++) {
+      const a = all[i], b = all[j];
+      if (a.key.startsWith("nodes") && b.key.startsWith("nodes") && formatCidr(a.cidr) !== formatCidr(b.cidr) && !cidrsOverlap(a.cidr, b.cidr)) continue;
+      if (cidrsOverlap(a.cidr, b.cidr))
+        out.push({ key: b.key, message: `${formatCidr(b.cidr)} overlaps ${a.key} ${formatCidr(a.cidr)}; pod, service and node networks must be disjoint` });
+    }
+  if (!cidrContains(parseCidr(c.routing.shadowSubnet)!, parseIPv4(c.routing.gateway)!))
+    out.push({ key: "routing.gateway", message: `${c.routing.gateway} is outside routing.shadowSubnet ${c.routing.shadowSubnet}` });
+  if (c.routing.podRulePriority === c.routing.shadowRulePriority)
+    out.push({ key: "routing.shadowRulePriority", message: "must differ from routing.podRulePriority" });
+  return out;
+};
+
+const secretsPresent: Check = (c, secrets) => {
+  const out: Finding[] = [];
+  const need = (key: SecretKey, why: string) => {
+    if (!secrets.has(key)) out.push({ key, message: `is required ${why}: pulumi config set --secret ${key} ...` });
+  };
+  need("sshPrivateKey", "to reach the nodes (cat ~/.ssh/id_ed25519 | pulumi config set --secret sshPrivateKey)");
+  if (c.layers.keepalived && c.vrrp.authType !== "none") need("vrrpPassword", `for vrrp.authType ${c.vrrp.authType}`);
+  if (c.addons.certManager.enabled && c.addons.certManager.rfc2136) need("certManagerTsigSecret", "for the RFC2136 ClusterIssuer");
+  return out;
+};
+
+const layersAndAddons: Check = (c) => {
+  const out: Finding[] = [];
+  if (c.layers.kubernetes && !c.layers.hostPrep)
+    out.push({ key: "layers.hostPrep", message: "must be true when layers.kubernetes is true (kubeadm needs prepared hosts)" });
+  if (c.layers.cilium && c.cilium.enabled && !c.layers.kubernetes)
+    out.push({ key: "layers.cilium", message: "needs layers.kubernetes; set layers.cilium to false for a stack without Kubernetes" });
+  if (c.layers.kubernetes && c.nodes.some((n) => n.roles.includes("worker")) && !(c.layers.cilium && c.cilium.enabled))
+    out.push({ key: "cilium.enabled", message: "workers join only once the network (cilium) is installed; enable cilium or drop the workers" });
+  if (c.addons.certManager.enabled && !c.addons.certManager.email)
+    out.push({ key: "addons.certManager.email", message: "is required by Let's Encrypt when addons.certManager.enabled is true" });
+  return out;
+};
+
+const labNetworks: Check = (c) => {
+  if (!c.lab.enabled) return [];
+  const out: Finding[] = [];
+  const wan0 = subnetOf(c.lab.networks.wan0.gateway);
+  if (!c.lab.baseImage) out.push({ key: "lab.baseImage", message: "is required when lab.enabled is true: a cloud image path on the hypervisor" });
+  c.nodes.forEach((n, i) => {
+    for (const nic of ["wan0", "wan1"] as const)
+      if (!n[nic].mac) out.push({ key: `nodes[${i}].${nic}.mac`, message: "is required for lab VMs (interfaces are named and addressed by MAC)" });
+    if (!cidrContains(wan0, addressOf(n.wan0.address)))
+      out.push({ key: `nodes[${i}].wan0.address`, message: `is outside the lab wan0 network ${formatCidr(wan0)} (lab.networks.wan0.gateway)` });
+  });
+  for (const k of ["dhcpStart", "dhcpEnd"] as const)
+    if (!cidrContains(wan0, parseIPv4(c.lab.networks.wan0[k])!))
+      out.push({ key: `lab.networks.wan0.${k}`, message: `is outside ${formatCidr(wan0)}` });
+  return out;
+};
+
+// kubeadm uploads ONE KubeletConfiguration (the kubelet-config ConfigMap) that every joining node
+// downloads, so its cgroupDriver (systemd under systemd, cgroupfs otherwise) must suit all nodes.
+const cgroupDriver: Check = (c) => {
+  if (!c.layers.kubernetes) return [];
+  const isSystemd = (n: StackConfig["nodes"][number]) => (n.init ?? c.os.init ?? DEFAULT_INIT[n.os ?? c.os.family]) === "systemd";
+  const first = c.nodes[0];
+  if (!first) return [];
+  return c.nodes.flatMap((n, i) =>
+    isSystemd(n) === isSystemd(first)
+      ? []
+      : [
+          {
+            key: `nodes[${i}].init`,
+            message: `${n.name} ${isSystemd(n) ? "runs" : "does not run"} systemd but ${first.name} ${isSystemd(first) ? "does" : "does not"}; the kubelet cgroup driver is cluster-wide, so all nodes must be systemd or all non-systemd`,
+          },
+        ],
+  );
+};
+
+const CHECKS: Check[] = [uniqueNodes, roles, quorum, controlPlaneVip, externalVips, routerIds, subnets, secretsPresent, layersAndAddons, labNetworks, cgroupDriver];
+
+export function checkStackConfig(c: StackConfig, secrets: ReadonlySet<SecretKey>): Finding[] {
+  return CHECKS.flatMap((check) => check(c, secrets));
+}

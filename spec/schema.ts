@@ -1,0 +1,294 @@
+// The stack configuration schema: shapes, formats and defaults (the seed's values).
+// Cross-field rules (overlaps, quorum, VRRP ids) live in checks.ts. Pure: no Pulumi imports.
+import { z } from "zod";
+import { isIPv4, parseAddressWithPrefix, parseCidr } from "./ip";
+
+const ipv4 = z.string().refine(isIPv4, { message: "must be an IPv4 address like 10.118.12.20" });
+const cidr = z
+  .string()
+  .refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 network like 10.244.0.0/16 (no host bits)" });
+const addressWithPrefix = z
+  .string()
+  .refine((s) => parseAddressWithPrefix(s) !== undefined, { message: "must be an address with prefix like 10.118.12.20/24" });
+const mac = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, "must be a lower-case MAC like 52:54:00:12:34:56");
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS label (lower-case letters, digits, '-')");
+const ifName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "must be a Linux interface name (1-15 characters)");
+// Go durations as kube components accept them ("2s", "500ms", "1m30s").
+const duration = z.string().regex(/^(\d+(ns|us|ms|s|m|h))+$/, "must be a Go duration like 2s or 500ms");
+const routerId = z.number().int().min(1).max(255);
+const hostKey = z
+  .string()
+  .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+=*( .*)?$/, "must be an OpenSSH public host key line: '<type> <base64>'");
+
+export const ROLES = ["control-plane", "balancer", "worker"] as const;
+export const OS_FAMILIES = ["gentoo", "debian", "ubuntu"] as const;
+export const INIT_SYSTEMS = ["openrc", "systemd", "none"] as const;
+
+const nic = z
+  .object({
+    interface: ifName,
+    address: addressWithPrefix,
+    mac: mac.optional(),
+  })
+  .strict();
+
+const node = z
+  .object({
+    name: dnsLabel,
+    roles: z.array(z.enum(ROLES)).min(1, "a node needs at least one role"),
+    ssh: z
+      .object({
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+        user: z.string().min(1).optional(),
+        hostKey: hostKey.optional(),
+      })
+      .strict()
+      .default({}),
+    wan0: nic,
+    wan1: nic,
+    os: z.enum(OS_FAMILIES).optional(),
+    init: z.enum(INIT_SYSTEMS).optional(),
+  })
+  .strict();
+
+const cluster = z
+  .object({
+    name: dnsLabel.default("kubernetes"),
+    kubernetesVersion: z.string().regex(/^v1\.\d+\.\d+$/, "must be a Kubernetes release like v1.36.3").default("v1.36.3"),
+    podSubnet: cidr.default("10.244.0.0/16"),
+    serviceSubnet: cidr.default("10.225.100.0/24"),
+    dnsDomain: z.string().regex(/^[a-z0-9.-]+$/).default("cluster.local"),
+    apiServerPort: z.number().int().min(1).max(65535).default(6443),
+    certSANs: z.array(z.string().min(1)).default(["127.0.0.1"]),
+    criSocket: z.string().default("unix:///run/containerd/containerd.sock"),
+    // The seed's answer to its own "health check" question; defaults are the seed's values.
+    health: z
+      .object({
+        nodeMonitorPeriod: duration.default("2s"),
+        nodeMonitorGracePeriod: duration.default("16s"),
+        // pod-eviction-timeout (30s in the seed) is gone from kube-controller-manager; the
+        // apiserver's default NoExecute tolerations replace it.
+        notReadyTolerationSeconds: z.number().int().min(1).default(30),
+        unreachableTolerationSeconds: z.number().int().min(1).default(30),
+        nodeStatusUpdateFrequency: duration.default("4s"),
+      })
+      .strict()
+      .default({}),
+    oidc: z
+      .object({
+        issuerUrl: z.string().url(),
+        clientId: z.string().min(1),
+        usernameClaim: z.string().default("email"),
+        groupsClaim: z.string().default("groups"),
+      })
+      .strict()
+      .optional(),
+    // kubeadm v1beta4 `timeouts` (InitConfiguration / JoinConfiguration); the defaults are
+    // kubeadm's own. Raise them for slow hosts (the TCG-emulated lab).
+    timeouts: z
+      .object({
+        controlPlaneComponentHealthCheck: duration.default("4m0s"),
+        kubeletHealthCheck: duration.default("4m0s"),
+        kubernetesAPICall: duration.default("1m0s"),
+        etcdAPICall: duration.default("2m0s"),
+        tlsBootstrap: duration.default("5m0s"),
+        discovery: duration.default("5m0s"),
+      })
+      .strict()
+      .default({}),
+    kubeletExtraArgs: z.record(z.string()).default({}),
+    // The seed's btrfs workaround (--feature-gates=LocalStorageCapacityIsolation=false) maps to
+    // the KubeletConfiguration field of the same name today.
+    localStorageCapacityIsolation: z.boolean().default(true),
+    untaintControlPlane: z.boolean().default(true),
+  })
+  .strict();
+
+const vrrp = z
+  .object({
+    // VRRP authentication is obsolete (RFC 5798 removed it); AH/PASS are kept for seed compatibility.
+    // The password is the `vrrpPassword` secret. keepalived uses only its first 8 characters
+    // (the VRRPv2 auth field is 8 bytes): longer passwords are silently truncated, so two passwords
+    // that share their first 8 characters authenticate each other. The secret's value is unknown
+    // when the config is validated, so this cannot be checked here; render/keepalived.ts rejects
+    // passwords keepalived's parser would misread (whitespace, quotes, '#', '!').
+    authType: z.enum(["none", "PASS", "AH"]).default("none"),
+    advertInt: z.number().positive().max(255).default(1),
+    unicast: z.boolean().default(false),
+    controlPlane: z
+      .object({
+        vip: addressWithPrefix.default("10.118.12.100/24"),
+        routerId: routerId.default(5),
+        firstPriority: z.number().int().min(2).max(254).default(100),
+        otherPriority: z.number().int().min(1).max(254).default(99),
+        // Go beyond the seed (its own named weakness): keepalived tracks the local apiserver with
+        // a vrrp_script (/etc/keepalived/check-apiserver.sh), so a node whose apiserver died gives
+        // the VIP up instead of keeping it. The script passes while the node is not yet a control
+        // plane (no kube-apiserver manifest), so the first node can hold the VIP before kubeadm init.
+        healthCheck: z
+          .object({
+            // track the apiserver at all; false = the seed's behaviour (VIP follows keepalived only)
+            enabled: z.boolean().default(true),
+            // keepalived's vrrp_script `interval`: seconds between two checks
+            intervalSeconds: z.number().int().min(1).max(60).default(1),
+            // keepalived's `timeout` and curl's --max-time: seconds before one check counts as failed
+            timeoutSeconds: z.number().int().min(1).max(60).default(1),
+            // keepalived's `fall`: consecutive failures before the instance goes to FAULT (drops the VIP)
+            fall: z.number().int().min(1).max(100).default(3),
+            // keepalived's `rise`: consecutive successes before a FAULT instance may hold the VIP again
+            rise: z.number().int().min(1).max(100).default(2),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    external: z
+      .object({
+        vips: z.array(ipv4).default([]),
+        // Seed: virt_ips_per_node — how many balancers back each external IP, in rotation.
+        ipsPerNode: z.number().int().min(1).optional(),
+        routerIdBase: routerId.default(1),
+        topPriority: z.number().int().min(2).max(254).default(100),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+const routing = z
+  .object({
+    enabled: z.boolean().default(true),
+    table: z
+      .object({ id: z.number().int().min(1).max(252), name: z.string().regex(/^[a-z][a-z0-9_-]*$/) })
+      .strict()
+      .default({ id: 1, name: "vswitch" }),
+    shadowSubnet: cidr.default("10.118.11.0/24"),
+    gateway: ipv4.default("10.118.11.1"),
+    podRulePriority: z.number().int().min(1).max(32765).default(200),
+    shadowRulePriority: z.number().int().min(1).max(32765).default(201),
+  })
+  .strict();
+
+const cilium = z
+  .object({
+    enabled: z.boolean().default(true),
+    version: z.string().regex(/^\d+\.\d+\.\d+$/).default("1.18.4"),
+    repository: z.string().default("https://helm.cilium.io"),
+    // Reach the API through an SSH tunnel via a control-plane node when the VIP is not routable
+    // from where `pulumi` runs (typical for the libvirt lab and for private bare-metal networks).
+    apiAccess: z.enum(["direct", "ssh-tunnel"]).default("direct"),
+    values: z.record(z.unknown()).default({}),
+  })
+  .strict();
+
+const addons = z
+  .object({
+    dashboard: z.object({ enabled: z.boolean().default(false), version: z.string().default("7.13.0") }).strict().default({}),
+    certManager: z
+      .object({
+        enabled: z.boolean().default(false),
+        version: z.string().default("v1.19.1"),
+        email: z.string().email().optional(),
+        rfc2136: z
+          .object({
+            nameserver: z.string().min(1),
+            tsigKeyName: z.string().min(1),
+            tsigAlgorithm: z.enum(["HMACSHA256", "HMACSHA512"]).default("HMACSHA512"),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    ingressNginx: z.object({ enabled: z.boolean().default(false), version: z.string().default("4.13.3") }).strict().default({}),
+  })
+  .strict();
+
+const lab = z
+  .object({
+    enabled: z.boolean().default(false),
+    uri: z.string().regex(/^(qemu|test)(\+ssh)?:\/\//, "must be a libvirt URI like qemu:///system or qemu+ssh://root@host/system").default("qemu:///system"),
+    domainType: z.enum(["kvm", "qemu"]).default("kvm"),
+    pool: z.string().default("default"),
+    baseImage: z.string().optional(),
+    networks: z
+      .object({
+        wan0: z
+          .object({
+            name: z.string().default("wan0"),
+            gateway: addressWithPrefix.default("10.118.10.1/24"),
+            dhcpStart: ipv4.default("10.118.10.128"),
+            dhcpEnd: ipv4.default("10.118.10.254"),
+          })
+          .strict()
+          .default({}),
+        shadow: z
+          .object({ name: z.string().default("shadow"), gateway: addressWithPrefix.default("10.118.11.1/24") })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    vm: z
+      .object({
+        memoryMiB: z.number().int().min(512).default(3072),
+        vcpus: z.number().int().min(1).default(2),
+        diskGiB: z.number().int().min(1).default(10),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+// Layers let a stack stop short of the full cluster (the SSH lab runs host prep + VRRP only).
+const layers = z
+  .object({
+    hostPrep: z.boolean().default(true),
+    keepalived: z.boolean().default(true),
+    kubernetes: z.boolean().default(true),
+    cilium: z.boolean().default(true),
+    addons: z.boolean().default(true),
+  })
+  .strict();
+
+const sshDefaults = z
+  .object({
+    user: z.string().min(1).default("root"),
+    port: z.number().int().min(1).max(65535).default(22),
+    connectTimeoutSeconds: z.number().int().min(1).max(300).default(20),
+    retries: z.number().int().min(0).max(20).default(5),
+  })
+  .strict();
+
+const osDefaults = z
+  .object({ family: z.enum(OS_FAMILIES).default("gentoo"), init: z.enum(INIT_SYSTEMS).optional() })
+  .strict();
+
+/** Non-secret keys of the stack configuration, as they appear under the project's namespace. */
+export const stackConfigSchema = z
+  .object({
+    cluster: cluster.default({}),
+    nodes: z.array(node).min(1, "at least one node is required"),
+    ssh: sshDefaults.default({}),
+    os: osDefaults.default({}),
+    vrrp: vrrp.default({}),
+    routing: routing.default({}),
+    cilium: cilium.default({}),
+    addons: addons.default({}),
+    lab: lab.default({}),
+    layers: layers.default({}),
+  })
+  .strict();
+
+/** Config keys holding secrets; read with getSecret and never parsed into plain values. */
+export const SECRET_KEYS = ["sshPrivateKey", "vrrpPassword", "certManagerTsigSecret"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+export type StackConfig = z.output<typeof stackConfigSchema>;
+export type NodeConfig = StackConfig["nodes"][number];
+export type Role = (typeof ROLES)[number];
+export type OsFamily = (typeof OS_FAMILIES)[number];
+export type InitSystem = (typeof INIT_SYSTEMS)[number];

@@ -1,0 +1,163 @@
+// Stack config validation: one test per bad input; each error must name the offending key.
+import { ConfigError, parseStackConfig } from "../../spec/parse";
+import type { SecretKey } from "../../spec/schema";
+import { NAMESPACE, devConfig, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
+
+type Raw = Record<string, any>;
+
+function parseError(raw: Raw, secrets: ReadonlySet<SecretKey> = devSecretKeys, allKeys?: string[]): ConfigError {
+  try {
+    parseStackConfig(NAMESPACE, raw, secrets, allKeys);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected a ConfigError, the config parsed");
+}
+
+/** The error has a finding for `key` (reported as `<namespace>:<key>: …`) whose text matches. */
+function expectFinding(raw: Raw, key: string, message?: RegExp, secrets?: ReadonlySet<SecretKey>): ConfigError {
+  const err = parseError(raw, secrets);
+  expect(err.message).toContain(`${NAMESPACE}:${key}: `);
+  const f = err.findings.find((x) => x.key === key);
+  expect(f).toBeDefined();
+  if (message) expect(f!.message).toMatch(message);
+  return err;
+}
+
+const mutate = (fn: (c: Raw) => void): Raw => {
+  const c = devConfigCopy();
+  fn(c);
+  return c;
+};
+
+/** Extra seed-style nodes k8s-5.. (lab MACs included). */
+const extraNode = (n: number, roles: string[]) => ({
+  name: `k8s-${n}`,
+  roles,
+  wan0: { interface: "wan0", address: `10.118.10.${19 + n}/24`, mac: `52:54:00:12:34:${(0x55 + n).toString(16)}` },
+  wan1: { interface: "wan1", address: `10.118.12.${19 + n}/24`, mac: `52:54:00:12:35:${(0x55 + n).toString(16)}` },
+});
+
+describe("the dev fixture", () => {
+  test("parses cleanly into the seed's lab", () => {
+    const s = devSpec();
+    expect(s.nodes.map((n) => n.name)).toEqual(["k8s-1", "k8s-2", "k8s-3", "k8s-4"]);
+    expect(s.controlPlanes.map((n) => n.name)).toEqual(["k8s-1", "k8s-2", "k8s-3"]);
+    expect(s.balancers.map((n) => n.name)).toEqual(["k8s-1", "k8s-2", "k8s-3"]);
+    expect(s.workers.map((n) => n.name)).toEqual(["k8s-4"]);
+    expect(s.controlPlaneEndpoint).toBe("10.118.12.100:6443");
+    expect(s.nodes.map((n) => [n.os, n.init])).toEqual(Array(4).fill(["gentoo", "openrc"]));
+    expect(s.nodes[3].wan1).toEqual({ interface: "wan1", ip: "10.118.12.23", prefix: 24, address: "10.118.12.23/24", subnet: "10.118.12.0/24", mac: "52:54:00:12:35:59" });
+    expect(s.config.vrrp.controlPlane.healthCheck).toEqual({ enabled: true, intervalSeconds: 1, timeoutSeconds: 1, fall: 3, rise: 2 });
+    expect(s.config.lab.enabled).toBe(true);
+  });
+
+  test("is not mutated by parsing (a frozen literal)", () => {
+    expect(devConfig.nodes).toHaveLength(4);
+  });
+});
+
+describe("bad stack config: each names its key", () => {
+  test("duplicate node names", () => {
+    expectFinding(mutate((c) => (c.nodes[1].name = "k8s-1")), "nodes[1].name", /duplicate node name k8s-1/);
+  });
+
+  test("duplicate IPs", () => {
+    expectFinding(mutate((c) => (c.nodes[2].wan1.address = "10.118.12.20/24")), "nodes[2].wan1.address", /duplicate node address 10.118.12.20/);
+  });
+
+  test("duplicate MACs", () => {
+    expectFinding(mutate((c) => (c.nodes[3].wan0.mac = c.nodes[0].wan0.mac)), "nodes[3].wan0.mac", /duplicate MAC/);
+  });
+
+  test("control-plane VIP outside the wan1 subnet", () => {
+    expectFinding(mutate((c) => (c.vrrp.controlPlane.vip = "10.118.13.100/24")), "vrrp.controlPlane.vip", /outside .*wan1 subnet/);
+  });
+
+  test("control-plane VIP equal to a node address", () => {
+    expectFinding(mutate((c) => (c.vrrp.controlPlane.vip = "10.118.12.21/24")), "vrrp.controlPlane.vip", /equals nodes\[1\]\.wan1\.address/);
+  });
+
+  test("pod subnet overlapping the service subnet", () => {
+    const err = expectFinding(mutate((c) => (c.cluster = { serviceSubnet: "10.244.128.0/24" })), "cluster.serviceSubnet", /overlaps cluster.podSubnet/);
+    expect(err.message).toContain("cluster.podSubnet");
+  });
+
+  test("pod subnet overlapping a node network", () => {
+    const err = expectFinding(mutate((c) => (c.cluster = { podSubnet: "10.118.0.0/16" })), "routing.shadowSubnet", /overlaps cluster.podSubnet/);
+    expect(err.findings.some((f) => f.key === "nodes[0].wan1.address" && /cluster.podSubnet/.test(f.message))).toBe(true);
+  });
+
+  test("service subnet overlapping a node network", () => {
+    expectFinding(mutate((c) => (c.cluster = { serviceSubnet: "10.118.10.0/24" })), "nodes[0].wan0.address", /overlaps cluster.serviceSubnet/);
+  });
+
+  test.each([
+    [2, (c: Raw) => (c.nodes[2].roles = ["balancer"])],
+    [4, (c: Raw) => (c.nodes[3].roles = ["control-plane"])],
+    [6, (c: Raw) => c.nodes.push(extraNode(5, ["control-plane"]), extraNode(6, ["control-plane"]), extraNode(7, ["control-plane"]))],
+  ])("%i control-plane nodes (etcd quorum)", (count, fn) => {
+    expectFinding(mutate(fn), "nodes", new RegExp(`has ${count} control-plane nodes; etcd needs 1 \\(test only\\), 3 or 5`));
+  });
+
+  test("duplicate router id: control plane id inside the external range", () => {
+    expectFinding(mutate((c) => (c.vrrp.controlPlane.routerId = 2)), "vrrp.controlPlane.routerId", /collides with the external VIPs' router ids 1..3/);
+  });
+
+  test("router id out of range (> 255)", () => {
+    expectFinding(mutate((c) => (c.vrrp.controlPlane.routerId = 256)), "vrrp.controlPlane.routerId", /255/);
+  });
+
+  test("external router ids running past 255", () => {
+    expectFinding(mutate((c) => (c.vrrp.external.routerIdBase = 254)), "vrrp.external.routerIdBase", /past router id 255/);
+  });
+
+  test("external IP outside the shadow subnet", () => {
+    expectFinding(mutate((c) => (c.vrrp.external.vips[1] = "10.118.12.50")), "vrrp.external.vips[1]", /outside the shadow subnet 10.118.11.0\/24/);
+  });
+
+  test("ipsPerNode greater than the balancer count", () => {
+    expectFinding(mutate((c) => (c.vrrp.external.ipsPerNode = 4)), "vrrp.external.ipsPerNode", /exceeds the 3 balancer/);
+  });
+
+  test("unknown top-level key (typo), reported once", () => {
+    const err = expectFinding(mutate((c) => (c.clustr = { name: "x" })), "clustr", /not a known key/);
+    expect(err.findings.filter((f) => f.key === "clustr")).toHaveLength(1);
+  });
+
+  test("unknown top-level key seen only in the namespace's key list", () => {
+    const err = parseError(devConfigCopy(), devSecretKeys, [...Object.keys(devConfig), "vrrpPasword"]);
+    expect(err.message).toContain(`${NAMESPACE}:vrrpPasword: is not a known key`);
+  });
+
+  test("unknown nested key (cluster.podSubnett)", () => {
+    expectFinding(mutate((c) => (c.cluster = { podSubnett: "10.244.0.0/16" })), "cluster.podSubnett", /not a known key/);
+  });
+
+  test("missing sshPrivateKey", () => {
+    expectFinding(devConfigCopy(), "sshPrivateKey", /pulumi config set --secret sshPrivateKey/, new Set<SecretKey>(["vrrpPassword"]));
+  });
+
+  test("AH without vrrpPassword", () => {
+    expectFinding(devConfigCopy(), "vrrpPassword", /vrrp.authType AH/, new Set<SecretKey>(["sshPrivateKey"]));
+  });
+
+  test("health check timing out of range", () => {
+    expectFinding(mutate((c) => (c.vrrp.controlPlane.healthCheck = { fall: 0 })), "vrrp.controlPlane.healthCheck.fall");
+  });
+
+  test("nodes mixing systemd and non-systemd init (one cluster-wide kubelet cgroup driver)", () => {
+    expectFinding(mutate((c) => (c.nodes[3].init = "systemd")), "nodes[3].init", /cgroup driver is cluster-wide/);
+  });
+
+  test("all problems are reported at once", () => {
+    const err = parseError(
+      mutate((c) => {
+        c.nodes[1].name = "k8s-1";
+        c.vrrp.external.ipsPerNode = 4;
+      }),
+    );
+    expect(err.findings.map((f) => f.key)).toEqual(expect.arrayContaining(["nodes[1].name", "vrrp.external.ipsPerNode"]));
+  });
+});

@@ -1,0 +1,183 @@
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { planVrrp, type NodeVrrpPlan } from "../../plan/vrrp";
+import { APISERVER_MANIFEST, checkApiserverScript, keepalivedConf, keepalivedOptions, type KeepalivedOptions } from "../../render/keepalived";
+import { devSpec, devVrrpPassword } from "../fixtures/dev";
+
+// ---- a tiny keepalived.conf parser: blocks `name args {`, statements `name args`, comments # ! ----
+interface KNode {
+  keyword: string;
+  args: string[];
+  children?: KNode[];
+}
+
+function parseKeepalived(src: string): KNode[] {
+  const root: KNode = { keyword: "(root)", args: [], children: [] };
+  const stack = [root];
+  for (const raw of src.split("\n")) {
+    const line = raw.replace(/[#!].*$/, "").trim();
+    if (!line) continue;
+    if (line === "}") {
+      stack.pop();
+      if (!stack.length) throw new Error("unbalanced }");
+      continue;
+    }
+    const opens = line.endsWith("{");
+    const words = (opens ? line.slice(0, -1) : line).trim().split(/\s+/);
+    const node: KNode = { keyword: words[0], args: words.slice(1) };
+    stack[stack.length - 1].children!.push(node);
+    if (opens) {
+      node.children = [];
+      stack.push(node);
+    }
+  }
+  if (stack.length !== 1) throw new Error("unclosed block");
+  return root.children!;
+}
+
+const child = (n: KNode, kw: string) => n.children!.find((c) => c.keyword === kw);
+const value = (n: KNode, kw: string) => child(n, kw)?.args.join(" ");
+const instances = (conf: KNode[]) => conf.filter((n) => n.keyword === "vrrp_instance");
+
+const spec = devSpec();
+const plans = planVrrp(spec);
+const opts = keepalivedOptions(spec, devVrrpPassword);
+const planOf = (name: string): NodeVrrpPlan => plans.find((p) => p.node === name)!;
+const parsed = (name: string, o: KeepalivedOptions = opts) => parseKeepalived(keepalivedConf(planOf(name), o));
+
+describe("keepalived.conf for the dev stack", () => {
+  test("only k8s-1..3 run keepalived (k8s-4 is a plain worker)", () => {
+    expect(plans.map((p) => p.node)).toEqual(["k8s-1", "k8s-2", "k8s-3"]);
+  });
+
+  test("external VIP priorities follow the seed's rotation table", () => {
+    const table: Record<string, Record<string, number>> = {};
+    for (const name of ["k8s-1", "k8s-2", "k8s-3"])
+      table[name] = Object.fromEntries(
+        instances(parsed(name))
+          .filter((i) => i.args[0].startsWith("wan_"))
+          .map((i) => [child(i, "virtual_ipaddress")!.children![0].keyword, Number(value(i, "priority"))]),
+      );
+    expect(table).toEqual({
+      "k8s-1": { "10.118.11.20": 100, "10.118.11.21": 99, "10.118.11.22": 98 },
+      "k8s-2": { "10.118.11.20": 98, "10.118.11.21": 100, "10.118.11.22": 99 },
+      "k8s-3": { "10.118.11.20": 99, "10.118.11.21": 98, "10.118.11.22": 100 },
+    });
+  });
+
+  test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/99", () => {
+    for (const [name, cpPrio] of [["k8s-1", 100], ["k8s-2", 99], ["k8s-3", 99]] as const) {
+      const ids = Object.fromEntries(instances(parsed(name)).map((i) => [i.args[0], Number(value(i, "virtual_router_id"))]));
+      expect(ids).toEqual({ control_plane: 5, wan_0: 1, wan_1: 2, wan_2: 3 });
+      const cp = instances(parsed(name)).find((i) => i.args[0] === "control_plane")!;
+      expect(Number(value(cp, "priority"))).toBe(cpPrio);
+      expect(child(cp, "virtual_ipaddress")!.children!.map((c) => c.keyword)).toEqual(["10.118.12.100/24"]);
+    }
+  });
+
+  test("instances are listed in the seed's order (by rank): k8s-2 lists wan_1, wan_2, wan_0", () => {
+    expect(instances(parsed("k8s-2")).map((i) => i.args[0])).toEqual(["control_plane", "wan_1", "wan_2", "wan_0"]);
+  });
+
+  test("every instance is the seed's block: BACKUP on wan1, advert_int 1, AH with the password", () => {
+    for (const name of ["k8s-1", "k8s-2", "k8s-3"])
+      for (const i of instances(parsed(name))) {
+        expect(value(i, "state")).toBe("BACKUP");
+        expect(value(i, "interface")).toBe("wan1");
+        expect(value(i, "advert_int")).toBe("1");
+        const auth = child(i, "authentication")!;
+        expect(value(auth, "auth_type")).toBe("AH");
+        expect(value(auth, "auth_pass")).toBe("somepass");
+        expect(child(i, "unicast_peer")).toBeUndefined();
+      }
+  });
+
+  test("global_defs: router_id = node name, script security on, scripts as root", () => {
+    const g = parsed("k8s-3").find((n) => n.keyword === "global_defs")!;
+    expect(value(g, "router_id")).toBe("k8s-3");
+    expect(child(g, "enable_script_security")).toBeDefined();
+    expect(value(g, "script_user")).toBe("root");
+  });
+
+  test("only control_plane tracks the apiserver check", () => {
+    const conf = parsed("k8s-1");
+    const script = conf.find((n) => n.keyword === "vrrp_script")!;
+    expect(script.args).toEqual(["chk_apiserver"]);
+    expect(value(script, "script")).toBe('"/etc/keepalived/check-apiserver.sh"');
+    expect([value(script, "interval"), value(script, "timeout"), value(script, "fall"), value(script, "rise")]).toEqual(["1", "1", "3", "2"]);
+    for (const i of instances(conf))
+      expect(child(i, "track_script")?.children?.map((c) => c.keyword)).toEqual(i.args[0] === "control_plane" ? ["chk_apiserver"] : undefined);
+  });
+});
+
+describe("keepalived.conf options", () => {
+  test("authType none: no authentication block, no password needed", () => {
+    for (const i of instances(parsed("k8s-1", { ...opts, authType: "none", password: undefined }))) expect(child(i, "authentication")).toBeUndefined();
+  });
+
+  test("PASS is rendered as auth_type PASS", () => {
+    const i = instances(parsed("k8s-1", { ...opts, authType: "PASS" }))[0];
+    expect(value(child(i, "authentication")!, "auth_type")).toBe("PASS");
+  });
+
+  test("unicast: source = own wan1 address, peers = the other holders, sorted", () => {
+    const conf = parsed("k8s-2", { ...opts, unicast: true });
+    for (const i of instances(conf)) {
+      expect(value(i, "unicast_src_ip")).toBe("10.118.12.21");
+      expect(child(i, "unicast_peer")!.children!.map((c) => c.keyword)).toEqual(["10.118.12.20", "10.118.12.22"]);
+    }
+  });
+
+  test("health check disabled: no vrrp_script, no track_script", () => {
+    const conf = parsed("k8s-1", { ...opts, healthCheck: { ...opts.healthCheck, enabled: false } });
+    expect(conf.find((n) => n.keyword === "vrrp_script")).toBeUndefined();
+    for (const i of instances(conf)) expect(child(i, "track_script")).toBeUndefined();
+  });
+
+  test("a missing password is an error when authentication is on", () => {
+    expect(() => keepalivedConf(planOf("k8s-1"), { ...opts, password: undefined })).toThrow(/vrrpPassword is required/);
+  });
+
+  test.each(["two words", "has#hash", "bang!", 'quo"te', ""])("a password keepalived would misread is rejected: %j", (pw) => {
+    expect(() => keepalivedConf(planOf("k8s-1"), { ...opts, password: pw })).toThrow(/vrrpPassword/);
+  });
+
+  test("output is deterministic and ends with one newline", () => {
+    const a = keepalivedConf(planOf("k8s-1"), opts);
+    expect(keepalivedConf(planOf("k8s-1"), opts)).toBe(a);
+    expect(a.endsWith("}\n")).toBe(true);
+    expect(a.startsWith("# Managed by k8s-baremetal (Pulumi). Local edits are reverted.\n")).toBe(true);
+  });
+});
+
+describe("check-apiserver.sh", () => {
+  const node = spec.nodes[0];
+  const script = checkApiserverScript(node, 6443, 2);
+
+  test("probes the node's own wan1 address /readyz with the timeout, wget as fallback", () => {
+    expect(script).toContain('url="https://10.118.12.20:6443/readyz"');
+    expect(script).toContain("curl -fsk --max-time 2");
+    expect(script).toContain("wget -q -T 2");
+    expect(script.startsWith("#!/bin/sh\n")).toBe(true);
+  });
+
+  test("is valid POSIX sh", () => {
+    execFileSync("sh", ["-n"], { input: script });
+  });
+
+  test("passes when the node is not a control plane yet (no apiserver manifest)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+    const s = script.replace(APISERVER_MANIFEST, path.join(dir, "absent.yaml"));
+    expect(spawnSync("sh", ["-c", s]).status).toBe(0);
+  });
+
+  test("fails when the manifest exists and the apiserver does not answer", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+    const manifest = path.join(dir, "kube-apiserver.yaml");
+    fs.writeFileSync(manifest, "");
+    const s = checkApiserverScript(node, 1, 1).replace(APISERVER_MANIFEST, manifest).replace("10.118.12.20", "127.0.0.1");
+    expect(spawnSync("sh", ["-c", s], { timeout: 20000 }).status).not.toBe(0);
+  });
+});
