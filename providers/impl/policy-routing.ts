@@ -76,7 +76,8 @@ export function planRouting(want: { routes: Route[]; rules: Rule[] }, routes: Se
   ];
 }
 
-const PROBE = `ip -j -4 route show table all; echo; echo '@@'; ip -j -4 rule show`;
+// -N: table ids, not names from rt_tables (which we may have just written)
+const PROBE = `ip -N -j -4 route show table all; echo; echo '@@'; ip -N -j -4 rule show`;
 
 async function probe(host: Host): Promise<{ routes: Set<string>; rules: Set<string> }> {
   const [routes, rules] = (await host.exec(PROBE)).stdout.split("@@");

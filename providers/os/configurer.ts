@@ -60,9 +60,10 @@ const systemd: ServiceCommands = {
   disable: (n) => `systemctl disable ${q(n)}`,
 };
 
-// No init system (containers, the SSH lab): the distribution's /etc/init.d scripts, nothing at boot.
+// No init system (containers, the SSH lab): the distribution's /etc/init.d scripts, nothing at
+// boot. Not every script has `status` (Debian's keepalived has not): ask for the process.
 const noInit: ServiceCommands = {
-  isRunning: (n) => `/etc/init.d/${n} status >/dev/null 2>&1`,
+  isRunning: (n) => `pgrep -x ${q(n)} >/dev/null`,
   isEnabled: () => undefined,
   start: (n) => `/etc/init.d/${n} start`,
   stop: (n) => `/etc/init.d/${n} stop`,

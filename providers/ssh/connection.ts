@@ -25,7 +25,7 @@ export const DEFAULTS = {
   keepaliveMs: 15_000,
   keepaliveCountMax: 3,
   /** concurrent channels per connection (OpenSSH's MaxSessions defaults to 10) */
-  maxChannels: 8,
+  maxChannels: 6,
 } as const;
 
 /** Delay before connect attempt `attempt + 1` (attempt counts from 0): 0.5 s, 1 s, 2 s … capped at 8 s. */
@@ -402,6 +402,8 @@ async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledCon
 }
 
 const pool = new Map<string, Promise<PooledConnection>>();
+/** established connections, so closeAll can end them synchronously (it also runs at 'exit') */
+const live = new Set<PooledConnection>();
 
 function poolKey(t: SshTarget): string {
   const keyId = createHash("sha256").update(t.privateKey).digest("hex");
@@ -423,19 +425,39 @@ async function pooled(t: SshTarget, pinned: PublicKey): Promise<PooledConnection
   const forget = () => {
     if (pool.get(key) === p) pool.delete(key);
   };
-  p.then((c) => c.onClose(forget), forget);
+  p.then((c) => {
+    live.add(c);
+    c.onClose(() => {
+      live.delete(c);
+      forget();
+    });
+  }, forget);
   return p;
 }
 
 /** Closes every pooled connection (also done automatically at process exit). */
 export function closeAll(): void {
-  const all = [...pool.values()];
+  const pending = [...pool.values()];
   pool.clear();
-  for (const p of all) p.then((c) => c.end(), () => undefined);
+  for (const c of [...live]) c.end();
+  live.clear();
+  for (const p of pending) p.then((c) => c.end(), () => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Host
+
+/**
+ * A channel that failed to open never ran anything, so it is safe to try again: on a fresh
+ * connection when the pooled one died, or after a short pause when the server refused it
+ * (sshd frees a session slot only once it has reaped the previous command, a little after
+ * that command's channel closed, so bursts can briefly exceed MaxSessions).
+ */
+async function retryOpen(e: unknown, conn: PooledConnection, attempt: number): Promise<boolean> {
+  if (!(e instanceof ChannelOpenError) || attempt >= 8) return false;
+  if (!conn.closed) await sleep(Math.min(1000, 50 * 2 ** attempt));
+  return true;
+}
 
 class SshHost implements Host {
   readonly name: string;
@@ -460,8 +482,7 @@ class SshHost implements Host {
         result = await conn.run(line, opts.stdin, opts.timeoutMs);
         break;
       } catch (e) {
-        // the command never started: a stale pooled connection gets one fresh retry
-        if (e instanceof ChannelOpenError && conn.closed && attempt === 0) continue;
+        if (await retryOpen(e, conn, attempt)) continue;
         throw new SshConnectionError(t.name, endpointOf(t), `while running ${JSON.stringify(shown)}: ${(e as Error).message}`);
       }
     }
@@ -500,7 +521,7 @@ class SshHost implements Host {
       try {
         return await conn.forward(host, port);
       } catch (e) {
-        if (e instanceof ChannelOpenError && conn.closed && attempt === 0) continue;
+        if (await retryOpen(e, conn, attempt)) continue;
         throw new SshConnectionError(t.name, endpointOf(t), `cannot open a tunnel to ${host}:${port}: ${(e as Error).message}`);
       }
     }

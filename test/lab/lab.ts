@@ -514,6 +514,11 @@ async function buildHost(ctx: Ctx, index: number, port: number): Promise<LabHost
   putFile(upper, "etc/ssh/sshd_config", sshdConfig(ifaces.wan0.address), 0o644);
   putFile(upper, "usr/local/sbin/k8sbm-lab-sshd", SSHD_CTL, 0o755);
   mkdirLike(upper, "root");
+  // pristine dotfiles: the machine's own /root/.bashrc (sourced by bash under sshd) is not the lab's business
+  for (const f of [".bashrc", ".profile"]) {
+    const skel = path.join("/etc/skel", f);
+    fs.writeFileSync(path.join(upper, "root", f), fs.existsSync(skel) ? fs.readFileSync(skel) : "", { mode: 0o644 });
+  }
   fs.mkdirSync(path.join(upper, "root/.ssh"), { mode: 0o700 });
   fs.writeFileSync(path.join(upper, "root/.ssh/authorized_keys"), ctx.publicKey, { mode: 0o600 });
   if (ctx.sudo) putFile(upper, `etc/sudoers.d/${SUDO_USER}`, `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`, 0o440);

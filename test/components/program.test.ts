@@ -1,0 +1,72 @@
+// The component graph under Pulumi's mocks: which resources the dev stack declares, under
+// which parents, and that secrets stay secret. (Mocks stand in for the engine here; the real
+// engine runs in test/e2e.)
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { utils } from "ssh2";
+import * as YAML from "yaml";
+import { devConfig } from "../fixtures/dev";
+
+const ROOT = path.resolve(__dirname, "../..");
+const created: { type: string; name: string; urn: string; inputs: Record<string, unknown> }[] = [];
+
+beforeAll(() => {
+  const file = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+  const config: Record<string, string> = Object.fromEntries(Object.entries(file).map(([k, v]) => [k, JSON.stringify(v)]));
+  config["k8s-baremetal:sshPrivateKey"] = utils.generateKeyPairSync("ed25519").private;
+  config["k8s-baremetal:vrrpPassword"] = "somepass";
+  pulumi.runtime.setAllConfig(config, ["k8s-baremetal:sshPrivateKey", "k8s-baremetal:vrrpPassword"]);
+  pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        created.push({ type: args.type, name: args.name, urn: (args as { urn?: string }).urn ?? "", inputs: args.inputs });
+        const pair = utils.generateKeyPairSync("ed25519");
+        const extra = args.type.endsWith("SshHost")
+          ? { hostKey: "ssh-ed25519 AAAA", fingerprint: "SHA256:x" }
+          : args.type.endsWith("SshKeyPair")
+            ? { publicKey: pair.public, privateKey: pair.private }
+            : args.type.endsWith("LibvirtVolume")
+              ? { path: `/var/lib/libvirt/images/${args.inputs.name}` }
+              : args.type.endsWith("KubeadmInit")
+                ? { adminKubeconfig: "apiVersion: v1\nclusters: []\n", caCertHash: `sha256:${"0".repeat(64)}` }
+                : {};
+        return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
+      },
+      call: (args) => args.inputs,
+    },
+    "k8s-baremetal",
+    "dev",
+    false,
+  );
+});
+
+test("Pulumi.dev.yaml is the seed lab of the unit fixtures", () => {
+  const file = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+  const plain = Object.fromEntries(Object.entries(file).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]));
+  expect({ ...plain, lab: { ...(plain.lab as object), uri: undefined, domainType: undefined } }).toEqual({
+    ...JSON.parse(JSON.stringify(devConfig)),
+    lab: { ...devConfig.lab, uri: undefined, domainType: undefined },
+  });
+});
+
+test("the dev stack declares the whole cluster", async () => {
+  const program = await import("../../index");
+  await new Promise((r) => setTimeout(r, 500));
+  const count = (t: string) => created.filter((c) => c.type === t).length;
+  expect(count("pulumi-nodejs:dynamic/k8sbm:SshHost")).toBe(4);
+  expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtNetwork")).toBe(2);
+  expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtDomain")).toBe(4);
+  expect(count("pulumi-nodejs:dynamic/k8sbm:KubeadmInit")).toBe(1);
+  // k8s-2 and k8s-3 join as control planes, k8s-4 as a worker
+  expect(created.filter((c) => c.type.endsWith("KubeadmJoin")).map((c) => c.name).sort()).toEqual([
+    "k8s-2-kubeadm-join",
+    "k8s-3-kubeadm-join",
+    "k8s-4-kubeadm-join",
+  ]);
+  expect(count("kubernetes:helm.sh/v3:Release")).toBe(1);
+  // keepalived on the three control planes, none on the worker
+  expect(created.filter((c) => c.name.endsWith("-keepalived")).map((c) => c.name).sort()).toEqual(["k8s-1-keepalived", "k8s-2-keepalived", "k8s-3-keepalived"]);
+  const kubeconfig = program.kubeconfig as pulumi.Output<string>;
+  expect(await (kubeconfig as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+});
