@@ -21,13 +21,14 @@ const MANAGED = [SYSCTL_PATH, ka.KEEPALIVED_CONF_PATH, ka.CHECK_APISERVER_PATH, 
 let work: string;
 let lab: LabState;
 
-function pulumi(args: string[], opts: { allowFail?: boolean } = {}): { code: number; out: string } {
+function pulumi(args: string[], opts: { allowFail?: boolean; input?: string } = {}): { code: number; out: string } {
   // `stack` subcommands take no --config-file; the others read our copy of Pulumi.lab.yaml.
   const extra = args[0] === "stack" ? (args[1] === "init" ? [] : ["--stack", "lab"]) : ["--stack", "lab", "--config-file", path.join(work, "lab.yaml"), "--non-interactive"];
   const r = spawnSync(path.join(ROOT, "scripts/pulumi"), [...args, ...extra], {
     cwd: ROOT,
     env: { ...process.env, PULUMI_BACKEND_URL: `file://${work}/backend`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase", PULUMI_CONFIG_PASSPHRASE_FILE: "" },
     encoding: "utf8",
+    input: opts.input,
     timeout: 15 * 60_000,
     maxBuffer: 64 * 1024 * 1024,
   });
@@ -42,6 +43,9 @@ function spec() {
   const plain = Object.fromEntries(Object.entries(cfg).filter(([k]) => !["sshPrivateKey", "vrrpPassword"].includes(k)));
   return parseStackConfig("k8s-baremetal", plain, new Set(["sshPrivateKey", "vrrpPassword"]), Object.keys(cfg));
 }
+
+/** ids of the resources a `preview --diff` would update */
+const updatedIds = (out: string) => [...out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
 
 const sh = (host: string, cmd: string) => hostExec(lab, host, cmd).then((r) => r.stdout);
 
@@ -85,9 +89,7 @@ describeLab("lab stack through the real Pulumi CLI", () => {
     for (const h of hosts) before.set(h, await snapshot(h));
     pulumi(["stack", "init", "lab"]);
     lab.hosts.forEach((h, i) => pulumi(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
-    spawnSync("sh", ["-c", `"${ROOT}/scripts/pulumi" config set --secret sshPrivateKey --stack lab --config-file "${work}/lab.yaml" < "${lab.privateKeyPath}"`], {
-      env: { ...process.env, PULUMI_BACKEND_URL: `file://${work}/backend`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
-    });
+    pulumi(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
     pulumi(["config", "set", "--secret", "vrrpPassword", PASSWORD]);
   }, 20 * 60_000);
 
@@ -137,8 +139,7 @@ describeLab("lab stack through the real Pulumi CLI", () => {
     await sh("k8s-2", `echo 'net.ipv4.ip_forward = 0' >> ${SYSCTL_PATH}`);
     const r = pulumi(["preview", "--refresh", "--expect-no-changes", "--diff"], { allowFail: true });
     expect(r.code).not.toBe(0);
-    const changed = [...r.out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
-    expect(changed).toEqual([`k8s-2:${SYSCTL_PATH}`]);
+    expect(updatedIds(r.out)).toEqual([`k8s-2:${SYSCTL_PATH}`]);
     pulumi(["up", "--refresh", "--yes", "--skip-preview"]);
     expect(await sh("k8s-2", `cat ${SYSCTL_PATH}`)).toBe(sysctlConf());
     pulumi(["preview", "--refresh", "--expect-no-changes"]);
@@ -147,8 +148,7 @@ describeLab("lab stack through the real Pulumi CLI", () => {
   test("a new external VIP changes only keepalived and lands on its predicted holder", async () => {
     pulumi(["config", "set", "--path", "vrrp.external.vips[3]", "10.118.11.23"]);
     const r = pulumi(["preview", "--diff"]);
-    const touched = [...r.out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]).sort();
-    expect(touched).toEqual(["k8s-1:/etc/keepalived/keepalived.conf", "k8s-1:keepalived", "k8s-2:/etc/keepalived/keepalived.conf", "k8s-2:keepalived", "k8s-3:/etc/keepalived/keepalived.conf", "k8s-3:keepalived"]);
+    expect(updatedIds(r.out).sort()).toEqual(["k8s-1:/etc/keepalived/keepalived.conf", "k8s-1:keepalived", "k8s-2:/etc/keepalived/keepalived.conf", "k8s-2:keepalived", "k8s-3:/etc/keepalived/keepalived.conf", "k8s-3:keepalived"]);
     pulumi(["up", "--yes", "--skip-preview"]);
     const holders = expectedHolders(planVrrp(spec()));
     expect(holders.get("10.118.11.23")).toBe("k8s-1");
