@@ -41,9 +41,10 @@ export function changed(olds: Record<string, unknown>, news: Record<string, unkn
 }
 
 /**
- * A diff over the keys we own. The connection is deliberately not compared: reaching the
- * host another way does not change what is on it. Unknown values (preview) compare unequal,
- * so they show as changes.
+ * A diff over the keys we own plus the connection (when present): a re-pinned host key or a
+ * new address must reach the state, since read and delete only see the stored connection.
+ * Updates are idempotent, so such an update changes nothing on a converged host. Unknown values
+ * (preview) compare unequal, so they show as changes.
  */
 export function diffOf(
   olds: Record<string, unknown>,
@@ -52,7 +53,7 @@ export function diffOf(
   replaceKeys: readonly string[] = [],
 ): pulumi.dynamic.DiffResult {
   const replaces = changed(olds, news, replaceKeys);
-  const updates = changed(olds, news, updateKeys);
+  const updates = changed(olds, news, "connection" in news ? [...updateKeys, "connection"] : updateKeys);
   return {
     changes: replaces.length + updates.length > 0,
     replaces,

@@ -738,6 +738,8 @@ export function hostExec(
       if (r.code !== 0 && !opts.allowFail) reject(new Error(`${host} (lab ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
       else resolve(r);
     });
+    // a command that exits without reading stdin closes the pipe first: that is not an error
+    c.stdin!.on("error", () => undefined);
     c.stdin!.end(opts.stdin ?? "");
   });
 }
