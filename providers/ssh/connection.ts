@@ -62,10 +62,16 @@ export function isTransient(err: unknown): boolean {
 
 const counters = new Map<string, HostStats>();
 
-function counter(name: string): HostStats {
+/**
+ * Count one event for a node. With K8SBM_SSH_STATS set, each event is also appended to that
+ * file as it happens: the engine kills provider processes, so nothing can be written at exit.
+ */
+function count(name: string, field: keyof HostStats): void {
   let s = counters.get(name);
   if (!s) counters.set(name, (s = { connections: 0, commands: 0, mutatingCommands: 0 }));
-  return s;
+  s[field]++;
+  const file = process.env.K8SBM_SSH_STATS;
+  if (file) fs.appendFileSync(file, JSON.stringify({ pid: process.pid, host: name, event: field }) + "\n");
 }
 
 /** Per node name: connections opened, commands run, commands run with `mutates`. */
@@ -81,17 +87,7 @@ let exitHooked = false;
 function hookExit(): void {
   if (exitHooked) return;
   exitHooked = true;
-  process.once("exit", () => {
-    closeAll();
-    const file = process.env.K8SBM_SSH_STATS;
-    if (file && counters.size > 0) {
-      try {
-        fs.appendFileSync(file, JSON.stringify({ pid: process.pid, stats: stats() }) + "\n");
-      } catch {
-        /* best effort at exit */
-      }
-    }
-  });
+  process.once("exit", () => closeAll());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,7 +385,7 @@ async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledCon
   for (let attempt = 0; ; attempt++) {
     try {
       const c = await openOnce(t, pinned);
-      counter(t.name).connections++;
+      count(t.name, "connections");
       return c;
     } catch (e) {
       if (e instanceof HostKeyMismatchError || e instanceof SshAuthError) throw e;
@@ -470,9 +466,8 @@ class SshHost implements Host {
 
   private async raw(command: string, shown: string, opts: ExecOptions): Promise<RawResult> {
     const t = this.target;
-    const s = counter(t.name);
-    s.commands++;
-    if (opts.mutates) s.mutatingCommands++;
+    count(t.name, "commands");
+    if (opts.mutates) count(t.name, "mutatingCommands");
     const line = wrapCommand(command, t.user, opts.timeoutMs);
     let result: RawResult & { timedOut: boolean };
     const started = Date.now();

@@ -1,51 +1,22 @@
 // The real engine on the real program: `pulumi` (built by scripts/setup-pulumi.sh) drives the
 // lab stack against lab hosts (network namespaces with sshd and real keepalived).
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { describeLab } from "../lab/jest-lab";
 import { down, hostExec, load, recreateHost, up, type LabState } from "../lab/lab";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
 import * as ka from "../../render/keepalived";
 import { SYSCTL_PATH, sysctlConf } from "../../render/host";
-import { parseStackConfig } from "../../spec/parse";
 import { RT_TABLES_PATH } from "../../render/routing";
-import * as YAML from "yaml";
+import { LabStack, updatedIds } from "../lab/stack";
 
-const ROOT = path.resolve(__dirname, "../..");
 const LAB = "e2e";
 const PASSWORD = "Vr7pAss1";
 const MANAGED = [SYSCTL_PATH, ka.KEEPALIVED_CONF_PATH, ka.CHECK_APISERVER_PATH, RT_TABLES_PATH, "/etc/hosts"];
 
-let work: string;
+let stack: LabStack;
 let lab: LabState;
-
-function pulumi(args: string[], opts: { allowFail?: boolean; input?: string } = {}): { code: number; out: string } {
-  // `stack` subcommands take no --config-file; the others read our copy of Pulumi.lab.yaml.
-  const extra = args[0] === "stack" ? (args[1] === "init" ? [] : ["--stack", "lab"]) : ["--stack", "lab", "--config-file", path.join(work, "lab.yaml"), "--non-interactive"];
-  const r = spawnSync(path.join(ROOT, "scripts/pulumi"), [...args, ...extra], {
-    cwd: ROOT,
-    env: { ...process.env, PULUMI_BACKEND_URL: `file://${work}/backend`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase", PULUMI_CONFIG_PASSPHRASE_FILE: "" },
-    encoding: "utf8",
-    input: opts.input,
-    timeout: 15 * 60_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const out = `${r.stdout}\n${r.stderr}`;
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}:\n${out.slice(-6000)}`);
-  return { code: r.status ?? 1, out };
-}
-
-function spec() {
-  const raw = YAML.parse(fs.readFileSync(path.join(work, "lab.yaml"), "utf8")).config as Record<string, unknown>;
-  const cfg = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]));
-  const plain = Object.fromEntries(Object.entries(cfg).filter(([k]) => !["sshPrivateKey", "vrrpPassword"].includes(k)));
-  return parseStackConfig("k8s-baremetal", plain, new Set(["sshPrivateKey", "vrrpPassword"]), Object.keys(cfg));
-}
-
-/** ids of the resources a `preview --diff` would update */
-const updatedIds = (out: string) => [...out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
+const pulumi = (args: string[], opts: { allowFail?: boolean } = {}) => stack.run(args, opts);
+const spec = () => stack.spec();
 
 const sh = (host: string, cmd: string) => hostExec(lab, host, cmd).then((r) => r.stdout);
 
@@ -82,20 +53,15 @@ describeLab("lab stack through the real Pulumi CLI", () => {
   const before = new Map<string, string>();
 
   beforeAll(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-e2e-"));
-    fs.mkdirSync(path.join(work, "backend"));
-    fs.copyFileSync(path.join(ROOT, "Pulumi.lab.yaml"), path.join(work, "lab.yaml"));
+    stack = new LabStack();
     lab = await up(4, LAB, { basePort: 22020 });
     for (const h of hosts) before.set(h, await snapshot(h));
-    pulumi(["stack", "init", "lab"]);
-    lab.hosts.forEach((h, i) => pulumi(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
-    pulumi(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
-    pulumi(["config", "set", "--secret", "vrrpPassword", PASSWORD]);
+    stack.init(lab, PASSWORD);
   }, 20 * 60_000);
 
   afterAll(async () => {
     await down(LAB);
-    if (work) fs.rmSync(work, { recursive: true, force: true });
+    stack?.remove();
   }, 5 * 60_000);
 
   test("up converges every host to the rendered state", async () => {
@@ -159,8 +125,11 @@ describeLab("lab stack through the real Pulumi CLI", () => {
     const old = load(LAB).hosts.find((h) => h.name === "k8s-4")!;
     const fresh = await recreateHost(LAB, "k8s-4");
     lab = load(LAB);
+    const others = ["k8s-1", "k8s-2", "k8s-3"];
+    const untouched = await Promise.all(others.map(snapshot));
     const r = pulumi(["up", "--yes", "--skip-preview"], { allowFail: true });
     expect(r.code).not.toBe(0);
+    expect(await Promise.all(others.map(snapshot))).toEqual(untouched);
     expect(r.out).toContain("k8s-4");
     expect(r.out).toContain(old.fingerprint);
     expect(r.out).toContain(fresh.fingerprint);

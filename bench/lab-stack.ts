@@ -1,0 +1,81 @@
+// Benchmark: the lab stack with 4 and 16 hosts through the real CLI. Prints wall times of the
+// first `up`, a no-op `up`, a `preview`, a no-op `up --refresh`, and per host in the no-op runs
+// the SSH connections, commands and commands that changed something (the SSH layer's counters,
+// K8SBM_SSH_STATS). Usage: npm run bench [-- 4 16]
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { down, up } from "../test/lab/lab";
+import { LabStack, ROOT } from "../test/lab/stack";
+import type { HostStats } from "../providers/ssh/types";
+
+const BASE_PORT = 22100;
+
+function labConfig(n: number): Record<string, unknown> {
+  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.lab.yaml"), "utf8")).config as Record<string, unknown>;
+  const nodes = Array.from({ length: n }, (_, i) => ({
+    name: `k8s-${i + 1}`,
+    roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
+    ssh: { host: "127.0.0.1", port: BASE_PORT + i + 1 },
+    wan0: { interface: "wan0", address: `10.118.10.${20 + i}/24` },
+    wan1: { interface: "wan1", address: `10.118.12.${20 + i}/24` },
+  }));
+  return { ...cfg, "k8s-baremetal:nodes": nodes };
+}
+
+/** Per host, summed over the provider processes of one CLI run (one event per line). */
+function readStats(file: string): Record<string, HostStats> {
+  const sum: Record<string, HostStats> = {};
+  if (!fs.existsSync(file)) return sum;
+  for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+    const { host, event } = JSON.parse(line) as { host: string; event: keyof HostStats };
+    (sum[host] ??= { connections: 0, commands: 0, mutatingCommands: 0 })[event]++;
+  }
+  fs.rmSync(file, { force: true });
+  return sum;
+}
+
+function perHost(stats: Record<string, HostStats>, n: number): string {
+  const v = Object.values(stats);
+  const max = (k: keyof HostStats) => Math.max(0, ...v.map((s) => s[k]));
+  const total = (k: keyof HostStats) => v.reduce((a, s) => a + s[k], 0);
+  return `hosts contacted ${v.length}/${n}, per host max: connections ${max("connections")}, commands ${max("commands")}, changing commands ${max("mutatingCommands")} (total changing ${total("mutatingCommands")})`;
+}
+
+async function bench(n: number): Promise<void> {
+  const lab = await up(n, "bench", { basePort: BASE_PORT });
+  const statsFile = path.join(lab.stateDir, "ssh-stats.jsonl");
+  const stack = new LabStack(labConfig(n), { K8SBM_SSH_STATS: statsFile });
+  try {
+    stack.init(lab, "benchpw1");
+    const first = stack.run(["up", "--yes", "--skip-preview"]);
+    readStats(statsFile);
+    const noop = stack.run(["up", "--yes", "--skip-preview"]);
+    const noopStats = readStats(statsFile);
+    const preview = stack.run(["preview", "--expect-no-changes"]);
+    readStats(statsFile);
+    const refresh = stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+    const refreshStats = readStats(statsFile);
+    const changed = /(\d+) (created|updated|deleted|replaced)/.exec(noop.out + refresh.out);
+    console.log(`## ${n} hosts`);
+    console.log(`first up            ${first.seconds.toFixed(1)} s`);
+    console.log(`no-op up            ${noop.seconds.toFixed(1)} s   ${perHost(noopStats, n)}`);
+    console.log(`preview             ${preview.seconds.toFixed(1)} s`);
+    console.log(`no-op up --refresh  ${refresh.seconds.toFixed(1)} s   ${perHost(refreshStats, n)}`);
+    console.log(`resources changed by the no-op runs: ${changed ? changed[0] : "none"}`);
+    stack.run(["destroy", "--yes", "--skip-preview"]);
+  } finally {
+    stack.remove();
+    await down("bench");
+  }
+}
+
+async function main(): Promise<void> {
+  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+  for (const n of sizes.length ? sizes : [4, 16]) await bench(n);
+}
+
+main().catch((e: Error) => {
+  console.error(e.message);
+  process.exit(1);
+});

@@ -1,0 +1,90 @@
+// Driving the lab stack with the real CLI, for the end-to-end tests and the benchmark: a private
+// file backend, a copy of Pulumi.lab.yaml (passed with --config-file) holding this lab's client
+// key and recorded host keys.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import type { LabState } from "./lab";
+import { parseStackConfig } from "../../spec/parse";
+import type { ClusterSpec } from "../../spec/model";
+
+export const ROOT = path.resolve(__dirname, "../..");
+
+export interface RunResult {
+  code: number;
+  out: string;
+  seconds: number;
+}
+
+export class LabStack {
+  readonly work = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-stack-"));
+  readonly configFile = path.join(this.work, "lab.yaml");
+  /** a stack name of our own: `stack init` writes Pulumi.<stack>.yaml into the project, which we move out */
+  readonly name = `lab-${process.pid}-${path.basename(this.work).slice(-6)}`;
+
+  /** @param config the stack config; default: Pulumi.lab.yaml as committed */
+  constructor(config?: Record<string, unknown>, readonly env: Record<string, string> = {}) {
+    fs.mkdirSync(path.join(this.work, "backend"));
+    if (config) fs.writeFileSync(this.configFile, YAML.stringify({ config }));
+    else fs.copyFileSync(path.join(ROOT, "Pulumi.lab.yaml"), this.configFile);
+  }
+
+  run(args: string[], opts: { allowFail?: boolean; input?: string; env?: Record<string, string> } = {}): RunResult {
+    // `stack` subcommands take no --config-file; the others read our copy.
+    const extra =
+      args[0] === "stack" ? (args[1] === "init" ? [] : ["--stack", this.name]) : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(path.join(ROOT, "scripts/pulumi"), [...args, ...extra], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PULUMI_BACKEND_URL: `file://${this.work}/backend`,
+        PULUMI_CONFIG_PASSPHRASE: "lab-passphrase",
+        PULUMI_CONFIG_PASSPHRASE_FILE: "",
+        ...this.env,
+        ...opts.env,
+      },
+      encoding: "utf8",
+      input: opts.input,
+      timeout: 20 * 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const out = `${r.stdout}\n${r.stderr}`;
+    if (r.status !== 0 && !opts.allowFail) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}:\n${out.slice(-6000)}`);
+    return { code: r.status ?? 1, out, seconds };
+  }
+
+  /** Create the stack and give it this lab's keys. */
+  init(lab: LabState, vrrpPassword: string): void {
+    this.run(["stack", "init", this.name]);
+    // Keep the project tree clean: the new stack's file (its encryption salt) joins our copy.
+    const created = path.join(ROOT, `Pulumi.${this.name}.yaml`);
+    const salt = YAML.parse(fs.readFileSync(created, "utf8"))?.encryptionsalt as string | undefined;
+    fs.rmSync(created);
+    if (salt) fs.appendFileSync(this.configFile, `encryptionsalt: ${salt}\n`);
+    lab.hosts.forEach((h, i) => this.run(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
+    this.run(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
+    this.run(["config", "set", "--secret", "vrrpPassword", vrrpPassword]);
+  }
+
+  /** The stack's config as the program sees it (secrets assumed set). */
+  spec(): ClusterSpec {
+    const raw = YAML.parse(fs.readFileSync(this.configFile, "utf8")).config as Record<string, unknown>;
+    const cfg = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]));
+    const secrets = ["sshPrivateKey", "vrrpPassword"] as const;
+    const plain = Object.fromEntries(Object.entries(cfg).filter(([k]) => !(secrets as readonly string[]).includes(k)));
+    return parseStackConfig("k8s-baremetal", plain, new Set(secrets), Object.keys(cfg));
+  }
+
+  remove(): void {
+    fs.rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+/** ids of the resources a `preview --diff` would update */
+export function updatedIds(out: string): string[] {
+  return [...out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
+}
