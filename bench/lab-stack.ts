@@ -4,24 +4,11 @@
 // K8SBM_SSH_STATS). Usage: npm run bench [-- 4 16]
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { down, up } from "../test/lab/lab";
-import { LabStack, ROOT } from "../test/lab/stack";
+import { LabStack, labStackConfig } from "../test/lab/stack";
 import type { HostStats } from "../providers/ssh/types";
 
 const BASE_PORT = 22100;
-
-function labConfig(n: number): Record<string, unknown> {
-  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.lab.yaml"), "utf8")).config as Record<string, unknown>;
-  const nodes = Array.from({ length: n }, (_, i) => ({
-    name: `k8s-${i + 1}`,
-    roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
-    ssh: { host: "127.0.0.1", port: BASE_PORT + i + 1 },
-    wan0: { interface: "wan0", address: `10.118.10.${20 + i}/24` },
-    wan1: { interface: "wan1", address: `10.118.12.${20 + i}/24` },
-  }));
-  return { ...cfg, "k8s-baremetal:nodes": nodes };
-}
 
 /** Per host, summed over the provider processes of one CLI run (one event per line). */
 function readStats(file: string): Record<string, HostStats> {
@@ -45,7 +32,7 @@ function perHost(stats: Record<string, HostStats>, n: number): string {
 async function bench(n: number): Promise<void> {
   const lab = await up(n, "bench", { basePort: BASE_PORT });
   const statsFile = path.join(lab.stateDir, "ssh-stats.jsonl");
-  const stack = new LabStack(labConfig(n), { K8SBM_SSH_STATS: statsFile });
+  const stack = new LabStack(labStackConfig({ basePort: BASE_PORT, hosts: n }), { K8SBM_SSH_STATS: statsFile });
   try {
     stack.init(lab, "benchpw1");
     const first = stack.run(["up", "--yes", "--skip-preview"]);

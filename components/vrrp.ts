@@ -19,7 +19,10 @@ export interface VrrpMeshArgs {
   connections: Record<string, pulumi.Input<ConnectionArgs>>;
   /** per node: what must exist before anything is written there (host preparation) */
   prepared: Record<string, pulumi.Resource[]>;
-  /** per node: what must exist before keepalived starts there (default: nothing more) */
+  /**
+   * per node: what must exist before keepalived starts there, beyond the first control plane's
+   * keepalived (which every other control plane waits for, so the VIP starts on the first)
+   */
   startAfter?: (node: NodeSpec) => pulumi.Resource[] | Promise<pulumi.Resource[]>;
 }
 
@@ -88,12 +91,23 @@ export class VrrpMesh extends pulumi.ComponentResource {
             { parent: this, dependsOn },
           ),
         );
-      const gate: Promise<pulumi.Resource[]> = Promise.resolve(args.startAfter ? args.startAfter(node) : []);
+      const first = spec.controlPlanes[0];
+      const bootstrap = node.controlPlane && node !== first && this.keepalived[first.name] ? [this.keepalived[first.name]] : [];
+      const gate: Promise<pulumi.Resource[]> = Promise.resolve(args.startAfter ? args.startAfter(node) : []).then((g) => [...bootstrap, ...g]);
       const deps: Promise<pulumi.Resource[]> = gate.then((g) => [...files, ...g]);
       // keepalived re-reads its config on reload without dropping VIPs that stay put.
       this.keepalived[node.name] = new Service(
         `${node.name}-keepalived`,
-        { connection, init: node.init, name: "keepalived", enabled: true, running: true, reloadToken: conf.apply(sha) },
+        {
+          connection,
+          init: node.init,
+          name: "keepalived",
+          enabled: true,
+          running: true,
+          reloadToken: conf.apply(sha),
+          // the first control plane's keepalived is up when the API VIP answers (kubeadm init needs it)
+          ...(node === spec.controlPlanes[0] ? { readyCheck: `ping -c1 -W1 ${spec.controlPlaneVip.ip} >/dev/null` } : {}),
+        },
         { parent: this, dependsOn: deps as pulumi.Input<pulumi.Input<pulumi.Resource>[]> },
       );
     }

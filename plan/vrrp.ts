@@ -52,7 +52,9 @@ export function planVrrp(spec: ClusterSpec): NodeVrrpPlan[] {
       kind: "control-plane",
       interface: n.wan1.interface,
       routerId: vrrp.controlPlane.routerId,
-      priority: i === 0 ? vrrp.controlPlane.firstPriority : vrrp.controlPlane.otherPriority,
+      // The seed gave every other control plane 99; equal priorities make the failover target
+      // a race, so each next control plane gets one less: the order of succession is the config's.
+      priority: i === 0 ? vrrp.controlPlane.firstPriority : vrrp.controlPlane.otherPriority - (i - 1),
       vip: spec.controlPlaneVip.address,
       peers: spec.controlPlanes.filter((o) => o !== n).map((o) => o.wan1.ip),
     }),

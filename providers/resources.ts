@@ -70,6 +70,8 @@ export interface ServiceArgs {
   running: boolean | null;
   reloadToken?: pulumi.Input<string>;
   restartToken?: pulumi.Input<string>;
+  /** polled after start/reload until it exits 0 */
+  readyCheck?: string;
 }
 
 export class Service extends pulumi.dynamic.Resource {
@@ -77,7 +79,7 @@ export class Service extends pulumi.dynamic.Resource {
     super(
       lazyProvider("service"),
       name,
-      { reloadToken: "", restartToken: "", ...args, before: undefined },
+      { reloadToken: "", restartToken: "", readyCheck: "", ...args, before: undefined },
       withSecretConnection(opts),
       MODULE,
       "Service",

@@ -22,6 +22,10 @@ export interface KeepalivedOptions {
   advertInt: number;
   unicast: boolean;
   healthCheck: HealthCheck;
+  /** control_plane: take the VIP back when a higher-priority node returns */
+  controlPlanePreempt: boolean;
+  /** external VIPs: seconds a recovered holder waits before taking its IP back */
+  externalPreemptDelay: number;
 }
 
 export function keepalivedOptions(spec: ClusterSpec, password?: string): KeepalivedOptions {
@@ -32,6 +36,8 @@ export function keepalivedOptions(spec: ClusterSpec, password?: string): Keepali
     advertInt: v.advertInt,
     unicast: v.unicast,
     healthCheck: v.controlPlane.healthCheck,
+    controlPlanePreempt: v.controlPlane.preempt,
+    externalPreemptDelay: v.external.preemptDelaySeconds,
   };
 }
 
@@ -47,6 +53,10 @@ function instanceBlock(i: VrrpInstance, plan: NodeVrrpPlan, opts: KeepalivedOpti
     `    priority ${i.priority}`,
     `    advert_int ${opts.advertInt}`,
   ];
+  if (i.kind === "control-plane" && !opts.controlPlanePreempt)
+    out.push("    # a recovered node with a higher priority leaves the VIP where it is (no second failover)", "    nopreempt");
+  if (i.kind === "external" && opts.externalPreemptDelay > 0)
+    out.push(`    # a recovered holder takes this IP back only after ${opts.externalPreemptDelay} s of health`, `    preempt_delay ${opts.externalPreemptDelay}`);
   if (opts.authType !== "none")
     out.push("    authentication {", `        auth_type ${opts.authType}`, `        auth_pass ${opts.password}`, "    }");
   out.push("    virtual_ipaddress {", `        ${i.vip}`, "    }");

@@ -126,6 +126,9 @@ const routerIds: Check = (c) => {
       key: "vrrp.controlPlane.routerId",
       message: `${cp} collides with the external VIPs' router ids ${base}..${base + n - 1} (vrrp.external.routerIdBase); choose ids that do not overlap`,
     });
+  const controlPlanes = c.nodes.filter((n) => n.roles.includes("control-plane")).length;
+  if (c.vrrp.controlPlane.otherPriority - (controlPlanes - 2) < 1)
+    out.push({ key: "vrrp.controlPlane.otherPriority", message: `too low for ${controlPlanes} control planes: each after the second gets one less, down to at least 1` });
   if (c.vrrp.controlPlane.firstPriority <= c.vrrp.controlPlane.otherPriority)
     out.push({ key: "vrrp.controlPlane.firstPriority", message: "must be higher than otherPriority so the first node holds the VIP during bootstrap" });
   if (n && c.vrrp.external.topPriority - (c.vrrp.external.ipsPerNode ?? 1) < 1)

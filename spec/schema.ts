@@ -121,7 +121,11 @@ const vrrp = z
         vip: addressWithPrefix.default("10.118.12.100/24"),
         routerId: routerId.default(5),
         firstPriority: z.number().int().min(2).max(254).default(100),
+        // the second control plane's priority; each further one gets one less (a fixed order of succession)
         otherPriority: z.number().int().min(1).max(254).default(99),
+        // false (default): a recovered first node does not take the API VIP back (keepalived
+        // `nopreempt`), so a flapping node cannot bounce every client; true: the seed's behaviour.
+        preempt: z.boolean().default(false),
         // Go beyond the seed (its own named weakness): keepalived tracks the local apiserver with
         // a vrrp_script (/etc/keepalived/check-apiserver.sh), so a node whose apiserver died gives
         // the VIP up instead of keeping it. The script passes while the node is not yet a control
@@ -151,6 +155,9 @@ const vrrp = z
         ipsPerNode: z.number().int().min(1).optional(),
         routerIdBase: routerId.default(1),
         topPriority: z.number().int().min(2).max(254).default(100),
+        // A recovered balancer takes its IPs back (the pool stays even) only after being healthy
+        // this long (keepalived `preempt_delay`); 0 = at once, as in the seed.
+        preemptDelaySeconds: z.number().int().min(0).max(1000).default(30),
       })
       .strict()
       .default({}),

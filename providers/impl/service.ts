@@ -18,6 +18,8 @@ export interface ServiceInputs {
   reloadToken: string;
   /** changes -> restart */
   restartToken: string;
+  /** polled after a start/reload until it exits 0 (e.g. "the VIP answers"); "" = none */
+  readyCheck: string;
 }
 
 export interface ServiceOutputs extends ServiceInputs {
@@ -61,17 +63,32 @@ async function run(host: Host, cmds: string[]): Promise<void> {
   for (const cmd of cmds) await host.exec(cmd, { mutates: true });
 }
 
+const READY_TIMEOUT_MS = 60_000;
+
+async function waitReady(host: Host, s: ServiceInputs): Promise<void> {
+  if (!s.readyCheck || !s.running) return;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const r = await host.exec(s.readyCheck, { allowFail: true });
+    if (r.code === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`${host.name}: ${s.name} started but is not ready after ${READY_TIMEOUT_MS / 1000} s: "${s.readyCheck}" exited ${r.code}: ${r.stderr.trim()}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
 export const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: ServiceInputs) {
     const host = await hostOf(inputs.connection);
     const before = await probeService(host, inputs.init, inputs.name);
     // Already running with other settings: restart so it reads the files we just wrote.
     await run(host, planService(inputs.init, inputs.name, inputs, before, "restart"));
+    await waitReady(host, inputs);
     const outs: ServiceOutputs = { ...inputs, before };
     return { id: `${inputs.connection.name}:${inputs.name}`, outs };
   },
   async diff(_id, olds: ServiceOutputs, news: ServiceInputs) {
-    return diffOf(olds as never, news as never, ["enabled", "running", "reloadToken", "restartToken", "init"], ["name"]);
+    return diffOf(olds as never, news as never, ["enabled", "running", "reloadToken", "restartToken", "init", "readyCheck"], ["name"]);
   },
   async read(id, props: ServiceOutputs) {
     const live = await probeService(await hostOf(props.connection), props.init, props.name);
@@ -82,6 +99,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     const live = await probeService(host, news.init, news.name);
     const bounce = olds.restartToken !== news.restartToken ? "restart" : olds.reloadToken !== news.reloadToken ? "reload" : "none";
     await run(host, planService(news.init, news.name, news, live, bounce));
+    await waitReady(host, news);
     return { outs: { ...news, before: olds.before } };
   },
   async delete(_id, props: ServiceOutputs) {

@@ -84,13 +84,13 @@ export function serviceCommands(init: InitSystem): ServiceCommands {
 /** Package names per OS for each layer of host preparation (seed §2, Gentoo names first). */
 export function packagesFor(os: OsFamily, layer: "base" | "keepalived" | "kubernetes"): string[] {
   const gentoo = {
-    base: ["net-firewall/conntrack-tools", "net-firewall/ebtables", "net-misc/socat", "sys-apps/ethtool", "sys-apps/iproute2", "net-misc/curl"],
+    base: ["net-firewall/conntrack-tools", "net-firewall/ebtables", "net-misc/socat", "sys-apps/ethtool", "sys-apps/iproute2", "net-misc/curl", "net-misc/iputils"],
     keepalived: ["sys-cluster/keepalived"],
     // dbus only to get /etc/machine-id; Gentoo split sys-cluster/kubernetes into these three.
     kubernetes: ["app-containers/containerd", "app-containers/cri-tools", "sys-apps/dbus", "sys-cluster/kubeadm", "sys-cluster/kubelet", "sys-cluster/kubectl"],
   };
   const debian = {
-    base: ["conntrack", "ebtables", "socat", "ethtool", "iproute2", "curl"],
+    base: ["conntrack", "ebtables", "socat", "ethtool", "iproute2", "curl", "iputils-ping"],
     keepalived: ["keepalived"],
     // kubeadm, kubelet, kubectl and cri-tools come from the Kubernetes package repository.
     kubernetes: ["containerd", "cri-tools", "dbus", "kubeadm", "kubelet", "kubectl"],

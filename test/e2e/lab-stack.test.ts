@@ -35,7 +35,8 @@ async function holderOf(vip: string, hosts: string[]): Promise<string[]> {
 }
 
 async function waitForHolders(expected: Map<string, string>, hosts: string[]): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  // external IPs reach their preferred holder after the 30 s preempt_delay (from keepalived's start)
+  const deadline = Date.now() + 45_000;
   for (;;) {
     const wrong: string[] = [];
     for (const [vip, node] of expected) {

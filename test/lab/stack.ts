@@ -88,3 +88,22 @@ export class LabStack {
 export function updatedIds(out: string): string[] {
   return [...out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
 }
+
+/**
+ * Pulumi.lab.yaml for a lab on other ports: `hosts` nodes (k8s-1..3 control plane + balancer,
+ * the rest workers, as in the seed) and VRRP settings merged over the file's.
+ */
+export function labStackConfig(opts: { basePort: number; hosts?: number; vrrp?: Record<string, unknown> }): Record<string, unknown> {
+  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.lab.yaml"), "utf8")).config as Record<string, unknown>;
+  const nodes = Array.from({ length: opts.hosts ?? 4 }, (_, i) => ({
+    name: `k8s-${i + 1}`,
+    roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
+    ssh: { host: "127.0.0.1", port: opts.basePort + i + 1 },
+    wan0: { interface: "wan0", address: `10.118.10.${20 + i}/24` },
+    wan1: { interface: "wan1", address: `10.118.12.${20 + i}/24` },
+  }));
+  return { ...cfg, "k8s-baremetal:vrrp": { ...(cfg["k8s-baremetal:vrrp"] as object), ...opts.vrrp }, "k8s-baremetal:nodes": nodes };
+}
+
+/** VRRP's sound defaults (no authentication) with unicast peers. */
+export const UNICAST = { authType: "none", unicast: true };

@@ -67,8 +67,9 @@ describe("keepalived.conf for the dev stack", () => {
     });
   });
 
-  test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/99", () => {
-    for (const [name, cpPrio] of [["k8s-1", 100], ["k8s-2", 99], ["k8s-3", 99]] as const) {
+  // The seed had 100/99/99; the tie made the failover target a race, so succession is 100/99/98.
+  test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/98", () => {
+    for (const [name, cpPrio] of [["k8s-1", 100], ["k8s-2", 99], ["k8s-3", 98]] as const) {
       const ids = Object.fromEntries(instances(parsed(name)).map((i) => [i.args[0], Number(value(i, "virtual_router_id"))]));
       expect(ids).toEqual({ control_plane: 5, wan_0: 1, wan_1: 2, wan_2: 3 });
       const cp = instances(parsed(name)).find((i) => i.args[0] === "control_plane")!;
@@ -127,6 +128,25 @@ describe("keepalived.conf options", () => {
     for (const i of instances(conf)) {
       expect(value(i, "unicast_src_ip")).toBe("10.118.12.21");
       expect(child(i, "unicast_peer")!.children!.map((c) => c.keyword)).toEqual(["10.118.12.20", "10.118.12.22"]);
+    }
+  });
+
+  test("preemption: the API VIP is not taken back (nopreempt); external IPs after preempt_delay", () => {
+    const conf = instances(parsed("k8s-1", opts));
+    const cp = conf.find((i) => i.args?.[0] === "control_plane")!;
+    expect(child(cp, "nopreempt")).toBeDefined();
+    expect(value(cp, "preempt_delay")).toBeUndefined();
+    for (const i of conf.filter((x) => x !== cp)) {
+      expect(child(i, "nopreempt")).toBeUndefined();
+      expect(value(i, "preempt_delay")).toBe("30");
+    }
+  });
+
+  test("preemption as in the seed: preempt on, no delay", () => {
+    const conf = instances(parsed("k8s-1", { ...opts, controlPlanePreempt: true, externalPreemptDelay: 0 }));
+    for (const i of conf) {
+      expect(child(i, "nopreempt")).toBeUndefined();
+      expect(value(i, "preempt_delay")).toBeUndefined();
     }
   });
 
