@@ -1,7 +1,8 @@
 // Failover benchmark: repeated trials per fault kind on a 4-host lab configured by the program
 // (unicast VRRP, advert_int 1, health check interval 1 s / fall 3). Each trial: an HTTPS probe
 // from k8s-4 every 100 ms on the API VIP; the time from the fault to the first answer from
-// another host. Prints p50/p95/max per fault kind. Usage: npm run bench:failover [-- trials]
+// another host. Prints p50/p95/max per fault kind.
+// Usage: npm run bench:failover [-- trials [advertInt ...]]   (e.g. -- 10 1 0.5)
 import { down, up } from "../test/lab/lab";
 import { LabStack, UNICAST, labStackConfig } from "../test/lab/stack";
 import { holdersOf, percentile, probeTakeover, setLinkDown, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../test/lab/vrrp";
@@ -14,8 +15,14 @@ type Fault = { name: string; inject(holder: string): Promise<void>; heal(holder:
 
 async function main(): Promise<void> {
   const trials = Number(process.argv[2] ?? 10);
+  const adverts = process.argv.slice(3).map(Number);
+  console.log(`| advert_int | fault | trials | p50 | p95 | max |\n|---|---|---|---|---|---|`);
+  for (const advertInt of adverts.length ? adverts : [1]) await run(trials, advertInt);
+}
+
+async function run(trials: number, advertInt: number): Promise<void> {
   const lab = await up(4, "failover", { basePort: BASE_PORT });
-  const stack = new LabStack(labStackConfig({ basePort: BASE_PORT, vrrp: UNICAST }));
+  const stack = new LabStack(labStackConfig({ basePort: BASE_PORT, vrrp: { ...UNICAST, advertInt } }));
   try {
     stack.init(lab, "unused12");
     for (const h of ["k8s-1", "k8s-2", "k8s-3"]) await startFakeApiserver(lab, h);
@@ -26,7 +33,6 @@ async function main(): Promise<void> {
       { name: "holder death (wan1 link dropped)", inject: (h) => setLinkDown(lab, h, true), heal: (h) => setLinkDown(lab, h, false) },
       { name: "dead apiserver (process killed)", inject: (h) => stopFakeApiserver(lab, h), heal: (h) => startFakeApiserver(lab, h) },
     ];
-    console.log(`| fault | trials | p50 | p95 | max |\n|---|---|---|---|---|`);
     for (const f of faults) {
       const times: number[] = [];
       for (let i = 0; i < trials; i++) {
@@ -45,7 +51,7 @@ async function main(): Promise<void> {
       }
       times.sort((a, b) => a - b);
       const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-      console.log(`| ${f.name} | ${trials} | ${s(percentile(times, 50))} | ${s(percentile(times, 95))} | ${s(times[times.length - 1])} |`);
+      console.log(`| ${advertInt} s | ${f.name} | ${trials} | ${s(percentile(times, 50))} | ${s(percentile(times, 95))} | ${s(times[times.length - 1])} |`);
     }
   } finally {
     stack.remove();

@@ -90,6 +90,9 @@ export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): str
     // Scripts run as root and must not be writable by anyone else (keepalived checks it).
     "    enable_script_security",
     "    script_user root",
+    // VRRPv3 (RFC 5798) when there is no authentication (v3 has none): it also allows
+    // sub-second advert_int. AH/PASS exist only in VRRPv2.
+    ...(opts.authType === "none" ? ["    vrrp_version 3"] : []),
     "}",
   ];
   if (tracks)

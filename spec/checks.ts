@@ -126,6 +126,11 @@ const routerIds: Check = (c) => {
       key: "vrrp.controlPlane.routerId",
       message: `${cp} collides with the external VIPs' router ids ${base}..${base + n - 1} (vrrp.external.routerIdBase); choose ids that do not overlap`,
     });
+  const ai = c.vrrp.advertInt;
+  if (c.vrrp.authType !== "none" && !Number.isInteger(ai))
+    out.push({ key: "vrrp.advertInt", message: `${ai} needs VRRPv3, which has no authentication: use whole seconds or set vrrp.authType to none` });
+  if (Math.abs(ai * 100 - Math.round(ai * 100)) > 1e-9)
+    out.push({ key: "vrrp.advertInt", message: `${ai}: VRRPv3 counts in hundredths of a second; round it to 0.01` });
   const controlPlanes = c.nodes.filter((n) => n.roles.includes("control-plane")).length;
   if (c.vrrp.controlPlane.otherPriority - (controlPlanes - 2) < 1)
     out.push({ key: "vrrp.controlPlane.otherPriority", message: `too low for ${controlPlanes} control planes: each after the second gets one less, down to at least 1` });

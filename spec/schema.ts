@@ -114,7 +114,8 @@ const vrrp = z
     // when the config is validated, so this cannot be checked here; render/keepalived.ts rejects
     // passwords keepalived's parser would misread (whitespace, quotes, '#', '!').
     authType: z.enum(["none", "PASS", "AH"]).default("none"),
-    advertInt: z.number().positive().max(255).default(1),
+    // seconds between adverts; below 1 s (in steps of 0.01) only with VRRPv3, i.e. authType none
+    advertInt: z.number().min(0.01).max(40.95).default(1),
     unicast: z.boolean().default(false),
     controlPlane: z
       .object({

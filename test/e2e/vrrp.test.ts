@@ -47,6 +47,7 @@ describeLab("keepalived mesh on lab hosts", () => {
     const conf = (await hostExec(lab, "k8s-2", "cat /etc/keepalived/keepalived.conf")).stdout;
     expect(conf).toContain("unicast_src_ip 10.118.12.21");
     expect(conf).not.toContain("authentication");
+    expect(conf).toMatch(/^ {4}vrrp_version 3$/m);
     // k8s-1 starts first and takes every IP; each preferred holder takes its IP over after the
     // external preempt_delay (30 s) — keepalived counts it from its own start too.
     for (const [vip, node] of expectedHolders(planVrrp(stack.spec())))

@@ -161,3 +161,15 @@ describe("bad stack config: each names its key", () => {
     expect(err.findings.map((f) => f.key)).toEqual(expect.arrayContaining(["nodes[1].name", "vrrp.external.ipsPerNode"]));
   });
 });
+
+describe("sub-second adverts", () => {
+  test("need VRRPv3, so no authentication", () => {
+    expectFinding(mutate((c) => (c.vrrp.advertInt = 0.5)), "vrrp.advertInt", /needs VRRPv3.*authType to none/);
+  });
+  test("count in hundredths of a second", () => {
+    expectFinding(mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.333 })), "vrrp.advertInt", /round it to 0\.01/);
+  });
+  test("0.5 s without authentication is accepted", () => {
+    expect(parseStackConfig(NAMESPACE, mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.5 })), devSecretKeys).config.vrrp.advertInt).toBe(0.5);
+  });
+});

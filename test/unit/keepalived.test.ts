@@ -201,3 +201,12 @@ describe("check-apiserver.sh", () => {
     expect(spawnSync("sh", ["-c", s], { timeout: 20000 }).status).not.toBe(0);
   });
 });
+
+describe("VRRP version", () => {
+  test("VRRPv3 without authentication (sub-second adverts possible); v2 with AH/PASS", () => {
+    const v3 = keepalivedConf(planOf("k8s-1"), { ...opts, authType: "none", password: undefined, advertInt: 0.5 });
+    expect(v3).toMatch(/^ {4}vrrp_version 3$/m);
+    expect(v3).toMatch(/^ {4}advert_int 0\.5$/m);
+    expect(keepalivedConf(planOf("k8s-1"), opts)).not.toContain("vrrp_version");
+  });
+});
