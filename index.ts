@@ -41,24 +41,28 @@ const vrrp = new VrrpMesh("vrrp", {
 });
 
 let adminKubeconfig: pulumi.Output<string> | undefined;
+let rehearsal: pulumi.Output<string> | undefined;
 if (config.layers.kubernetes) {
+  const rehearse = config.cluster.rehearse;
   const controlPlane = new ControlPlane("control-plane", {
     spec,
     connections,
     prepared,
     vipReady: first && vrrp.keepalived[first.name] ? [vrrp.keepalived[first.name]] : [],
+    dryRun: rehearse,
   });
+  if (rehearse) rehearsal = controlPlane.init.dryRunOutput;
   membersOf = (name) => (controlPlane.members[name] ? [controlPlane.members[name]] : []);
   adminKubeconfig = controlPlane.adminKubeconfig;
 
   const networkReady: pulumi.Resource[] = Object.values(controlPlane.members);
-  if (config.layers.cilium && config.cilium.enabled) {
+  if (!rehearse && config.layers.cilium && config.cilium.enabled) {
     const cilium = new Cilium("cilium", { spec, adminKubeconfig, tunnelVia: connections[first.name], after: networkReady });
     networkReady.push(cilium.release);
     if (config.layers.addons)
       new Addons("addons", { spec, provider: cilium.provider, tsigSecret: secrets.certManagerTsigSecret, after: [cilium.release] });
   }
-  new Workers("workers", { spec, connections, prepared, after: networkReady });
+  if (!rehearse) new Workers("workers", { spec, connections, prepared, after: networkReady });
 }
 openGates();
 
@@ -69,4 +73,6 @@ export const externalVips = Object.fromEntries(config.vrrp.external.vips.map((v)
 export const nodes = Object.fromEntries(
   spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name].hostKeyFingerprint }]),
 );
-export const kubeconfig = adminKubeconfig ? pulumi.secret(adminKubeconfig) : undefined;
+export const kubeconfig = adminKubeconfig && !config.cluster.rehearse ? pulumi.secret(adminKubeconfig) : undefined;
+/** `kubeadm init --dry-run` output when cluster.rehearse is on (secret: it shows a join token) */
+export const kubeadmDryRun = rehearsal ? pulumi.secret(rehearsal) : undefined;

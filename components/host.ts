@@ -51,7 +51,8 @@ export class ClusterHost extends pulumi.ComponentResource {
       return;
     }
 
-    const kube = config.layers.kubernetes;
+    // a rehearsal only runs `kubeadm init --dry-run`: nothing is installed for Kubernetes
+    const kube = config.layers.kubernetes && !config.cluster.rehearse;
     const vrrp = config.layers.keepalived && (node.controlPlane || node.balancer);
     const pkgs = new Packages(
       `${name}-packages`,

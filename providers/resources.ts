@@ -108,7 +108,8 @@ export class KubeadmInit extends pulumi.dynamic.Resource {
   declare readonly dryRunOutput: pulumi.Output<string>;
   constructor(name: string, args: KubeadmInitArgs, opts?: Opts) {
     const o = withSecretConnection(opts);
-    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "adminKubeconfig"];
+    // the dry-run output prints a bootstrap token and the certificate key
+    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "adminKubeconfig", "dryRunOutput"];
     super(
       lazyProvider("kubeadm-init"),
       name,

@@ -102,6 +102,9 @@ const cluster = z
     // the KubeletConfiguration field of the same name today.
     localStorageCapacityIsolation: z.boolean().default(true),
     untaintControlPlane: z.boolean().default(true),
+    // Rehearse: run only `kubeadm init --dry-run` (the program's real config and flags) on the
+    // first control plane and show its output; nothing is installed or started for Kubernetes.
+    rehearse: z.boolean().default(false),
   })
   .strict();
 

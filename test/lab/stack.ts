@@ -93,7 +93,13 @@ export function updatedIds(out: string): string[] {
  * Pulumi.lab.yaml for a lab on other ports: `hosts` nodes (k8s-1..3 control plane + balancer,
  * the rest workers, as in the seed) and VRRP settings merged over the file's.
  */
-export function labStackConfig(opts: { basePort: number; hosts?: number; vrrp?: Record<string, unknown> }): Record<string, unknown> {
+export function labStackConfig(opts: {
+  basePort: number;
+  hosts?: number;
+  vrrp?: Record<string, unknown>;
+  /** more top-level keys (without the namespace), replacing the file's */
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
   const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.lab.yaml"), "utf8")).config as Record<string, unknown>;
   const nodes = Array.from({ length: opts.hosts ?? 4 }, (_, i) => ({
     name: `k8s-${i + 1}`,
@@ -102,7 +108,8 @@ export function labStackConfig(opts: { basePort: number; hosts?: number; vrrp?: 
     wan0: { interface: "wan0", address: `10.118.10.${20 + i}/24` },
     wan1: { interface: "wan1", address: `10.118.12.${20 + i}/24` },
   }));
-  return { ...cfg, "k8s-baremetal:vrrp": { ...(cfg["k8s-baremetal:vrrp"] as object), ...opts.vrrp }, "k8s-baremetal:nodes": nodes };
+  const extra = Object.fromEntries(Object.entries(opts.extra ?? {}).map(([k, v]) => [`k8s-baremetal:${k}`, v]));
+  return { ...cfg, "k8s-baremetal:vrrp": { ...(cfg["k8s-baremetal:vrrp"] as object), ...opts.vrrp }, "k8s-baremetal:nodes": nodes, ...extra };
 }
 
 /** VRRP's sound defaults (no authentication) with unicast peers. */
