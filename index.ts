@@ -67,12 +67,16 @@ if (config.layers.kubernetes) {
 openGates();
 
 const holders = expectedHolders(planVrrp(spec));
-export const controlPlaneEndpoint = spec.controlPlaneEndpoint;
-export const controlPlaneVip = spec.controlPlaneVip.address;
-export const externalVips = Object.fromEntries(config.vrrp.external.vips.map((v) => [v, holders.get(v) ?? ""]));
-export const nodes = Object.fromEntries(
-  spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name].hostKeyFingerprint }]),
-);
-export const kubeconfig = adminKubeconfig && !config.cluster.rehearse ? pulumi.secret(adminKubeconfig) : undefined;
-/** `kubeadm init --dry-run` output when cluster.rehearse is on (secret: it shows a join token) */
-export const kubeadmDryRun = rehearsal ? pulumi.secret(rehearsal) : undefined;
+
+// Stack outputs. Only what this stack has: an undefined output would warn on every run.
+export = {
+  controlPlaneEndpoint: spec.controlPlaneEndpoint,
+  controlPlaneVip: spec.controlPlaneVip.address,
+  externalVips: Object.fromEntries(config.vrrp.external.vips.map((v) => [v, holders.get(v) ?? ""])),
+  nodes: Object.fromEntries(
+    spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name].hostKeyFingerprint }]),
+  ),
+  ...(adminKubeconfig && !config.cluster.rehearse ? { kubeconfig: pulumi.secret(adminKubeconfig) } : {}),
+  // `kubeadm init --dry-run` output of a rehearsal (secret: it shows a join token)
+  ...(rehearsal ? { kubeadmDryRun: pulumi.secret(rehearsal) } : {}),
+};
