@@ -42,6 +42,7 @@ export function ownedParts(xml: string): string[] {
     /<source (file|network)="[^"]*"/g,
     /<mac address="[^"]*"/g,
     /<domain type="[^"]*"/g,
+    /<(kernel|initrd|cmdline)>[^<]*<\/(kernel|initrd|cmdline)>/g,
   ];
   return pick.flatMap((re) => [...xml.matchAll(re)].map((m) => m[0].replace(/\s+/g, " "))).sort();
 }

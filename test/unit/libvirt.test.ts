@@ -76,6 +76,13 @@ describe("libvirt domain", () => {
     expect(d.cpu["@mode"]).toBe("host-passthrough");
   });
 
+  test("direct kernel boot only when lab.kernel is set", () => {
+    expect(domainXml(labDomain(spec, k1, paths))).not.toMatch(/<kernel>|<initrd>|<cmdline>/);
+    const lab = { ...spec.config.lab, kernel: "/img/vmlinuz", initrd: "/img/initrd", cmdline: "console=ttyS0 panic=-1" };
+    const d = parseXml(domainXml(labDomain({ ...spec, config: { ...spec.config, lab } }, k1, paths))).domain;
+    expect([d.os.kernel, d.os.initrd, d.os.cmdline]).toEqual(["/img/vmlinuz", "/img/initrd", "console=ttyS0 panic=-1"]);
+  });
+
   test("type qemu (TCG, the lab): no host-passthrough CPU", () => {
     const d = parseXml(domainXml({ ...labDomain(spec, k1, paths), type: "qemu" })).domain;
     expect(d["@type"]).toBe("qemu");
