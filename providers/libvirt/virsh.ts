@@ -1,6 +1,9 @@
 // Running virsh against a libvirt URI (qemu:///system here, or qemu+ssh://user@host/system).
 // Every failure names the URI, the command and virsh's stderr.
 import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 
 export interface VirshResult {
   stdout: string;
@@ -16,13 +19,25 @@ export function virsh(uri: string, args: string[], opts: { stdin?: string; allow
         reject(new Error(`libvirt ${uri}: virsh ${args.join(" ")} exited ${code}: ${String(stderr || err?.message).trim().slice(0, 2000)}`));
       else resolve({ stdout: String(stdout), stderr: String(stderr), code });
     });
-    if (opts.stdin !== undefined) child.stdin?.end(opts.stdin);
+    // always close stdin: a prompt (e.g. libssh asking to accept an unknown host key) fails
+    // at once instead of waiting for the 10-minute timeout
+    child.stdin?.end(opts.stdin ?? "");
   });
 }
 
-/** virsh *-define wants a file: pass the XML through /dev/stdin. */
+/**
+ * virsh *-define wants a file. Not /dev/stdin: Node gives a child a socket as stdin, and opening
+ * /proc/self/fd/0 of a socket fails (ENXIO). A private temporary file, removed afterwards.
+ */
 export async function defineFrom(uri: string, verb: "net-define" | "define", xml: string): Promise<void> {
-  await virsh(uri, [verb, "/dev/stdin"], { stdin: xml });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-virsh-"));
+  try {
+    const file = path.join(dir, "definition.xml");
+    fs.writeFileSync(file, xml, { mode: 0o600 });
+    await virsh(uri, [verb, file]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
