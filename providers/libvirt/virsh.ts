@@ -40,11 +40,15 @@ export async function defineFrom(uri: string, verb: "net-define" | "define", xml
   }
 }
 
+const KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, KiB: 1, k: 1, KB: 1000 / 1024, MiB: 1024, M: 1024, MB: 1e6 / 1024, GiB: 1024 ** 2, G: 1024 ** 2, GB: 1e9 / 1024 };
+
 /**
  * The parts of libvirt XML the program owns, in a canonical form. libvirt adds uuids, MACs of
- * bridges, PCI addresses...; comparing only what we wrote keeps refresh free of noise.
+ * bridges, PCI addresses...; comparing only what we wrote keeps refresh free of noise. libvirt
+ * writes attributes in single quotes and memory in KiB: both are normalised here.
  */
 export function ownedParts(xml: string): string[] {
+  const x = xml.replace(/<!--[\s\S]*?-->/g, "").replace(/(\s[\w:-]+)='([^']*)'/g, '$1="$2"');
   const pick = [
     /<name>[^<]*<\/name>/g,
     /<forward mode="[^"]*"/g,
@@ -52,12 +56,16 @@ export function ownedParts(xml: string): string[] {
     /<ip address="[^"]*" netmask="[^"]*"/g,
     /<range start="[^"]*" end="[^"]*"/g,
     /<host mac="[^"]*" name="[^"]*" ip="[^"]*"/g,
-    /<memory unit="[^"]*">[^<]*<\/memory>/g,
     /<vcpu[^>]*>[^<]*<\/vcpu>/g,
     /<source (file|network)="[^"]*"/g,
-    /<mac address="[^"]*"/g,
+    // a NIC's MAC (first child of <interface>), not the MAC libvirt gives a network's bridge
+    /<interface[^>]*>\s*<mac address="[^"]*"/g,
     /<domain type="[^"]*"/g,
     /<(kernel|initrd|cmdline)>[^<]*<\/(kernel|initrd|cmdline)>/g,
   ];
-  return pick.flatMap((re) => [...xml.matchAll(re)].map((m) => m[0].replace(/\s+/g, " "))).sort();
+  const memory = [...x.matchAll(/<memory unit="([^"]*)">(\d+)<\/memory>/g)].map((m) => {
+    const f = KIB[m[1]];
+    return f === undefined ? m[0] : `<memory unit="KiB">${Math.round(Number(m[2]) * f)}</memory>`;
+  });
+  return [...pick.flatMap((re) => [...x.matchAll(re)].map((m) => m[0].replace(/\s+/g, " "))), ...memory].sort();
 }

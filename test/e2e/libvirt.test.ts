@@ -214,11 +214,13 @@ describeLab("libvirt providers against a real libvirtd (qemu+libssh, TCG)", () =
       return out.includes(BOOT_BANNER) ? out : undefined;
     });
     expect(log).toMatch(/Linux version/);
-    expect(await virshIn("domstate k8s-1")).toMatch(/running/);
+    for (const n of NODES) expect(await virshIn(`domstate ${n}`)).toMatch(/running/);
   });
 
   test("a second run changes nothing", () => {
     stack.run(["preview", "--expect-no-changes"]);
+    // read() against the live libvirt XML (libvirt adds uuids, PCI addresses…): no drift either
+    stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"]);
     const r = stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
     timings.noopUp = Math.round(r.seconds * 10) / 10;
   });
