@@ -29,7 +29,8 @@ export function virsh(uri: string, args: string[], opts: { stdin?: string; allow
  * virsh *-define wants a file. Not /dev/stdin: Node gives a child a socket as stdin, and opening
  * /proc/self/fd/0 of a socket fails (ENXIO). A private temporary file, removed afterwards.
  */
-export async function defineFrom(uri: string, verb: "net-define" | "define", xml: string): Promise<void> {
+export async function defineFrom(uri: string, verb: "net-define" | "define", xml: string, live?: string): Promise<void> {
+  xml = withUuidOf(live, xml);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-virsh-"));
   try {
     const file = path.join(dir, "definition.xml");
@@ -38,6 +39,16 @@ export async function defineFrom(uri: string, verb: "net-define" | "define", xml
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Redefining an existing domain or network needs its uuid (libvirt refuses "already exists with
+ * uuid …" otherwise): our XML with the live definition's uuid after <name>.
+ */
+export function withUuidOf(live: string | undefined, xml: string): string {
+  const uuid = live?.match(/<uuid>([^<]+)<\/uuid>/)?.[1];
+  if (!uuid || /<uuid>/.test(xml)) return xml;
+  return xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  <uuid>${uuid}</uuid>`);
 }
 
 const KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, KiB: 1, k: 1, KB: 1000 / 1024, MiB: 1024, M: 1024, MB: 1e6 / 1024, GiB: 1024 ** 2, G: 1024 ** 2, GB: 1e9 / 1024 };

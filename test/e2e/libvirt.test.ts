@@ -11,7 +11,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { describeLab } from "../lab/jest-lab";
 import { down, hostExec, up, type LabState } from "../lab/lab";
-import { LabStack, ROOT } from "../lab/stack";
+import { LabStack, ROOT, updatedIds } from "../lab/stack";
 
 const LAB = "libvirt";
 const BASE_PORT = 22060;
@@ -220,9 +220,21 @@ describeLab("libvirt providers against a real libvirtd (qemu+libssh, TCG)", () =
   test("a second run changes nothing", () => {
     stack.run(["preview", "--expect-no-changes"]);
     // read() against the live libvirt XML (libvirt adds uuids, PCI addresses…): no drift either
-    stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"]);
+    stack.run(["preview", "--refresh", "--expect-no-changes"]);
     const r = stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
     timings.noopUp = Math.round(r.seconds * 10) / 10;
+  });
+
+  test("out-of-band changes show for exactly those domains and are repaired", async () => {
+    await virshIn("setmaxmem k8s-2 600M --config");
+    await virshIn("destroy k8s-3");
+    const r = stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"], { allowFail: true });
+    expect(r.code).not.toBe(0);
+    expect(updatedIds(r.out).sort()).toEqual(["k8s-2", "k8s-3"]);
+    stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+    expect(await virshIn("dumpxml --inactive k8s-2")).toContain("<memory unit='KiB'>524288</memory>");
+    expect(await virshIn("domstate k8s-3")).toMatch(/running/);
+    stack.run(["preview", "--refresh", "--expect-no-changes"]);
   });
 
   test("destroy leaves no network, domain or volume of ours", async () => {

@@ -11,7 +11,7 @@ import {
   labWan0Network,
   networkXml,
 } from "../../render/libvirt";
-import { ownedParts } from "../../providers/libvirt/virsh";
+import { ownedParts, withUuidOf } from "../../providers/libvirt/virsh";
 import { devSpec } from "../fixtures/dev";
 import { TEST_AUTHORIZED_KEY, TEST_HOST_KEY } from "../fixtures/keys";
 
@@ -157,5 +157,17 @@ describe("ownedParts: what refresh compares with libvirt's own dump", () => {
     expect(ownedParts(dom.replace("52:54:00:12:34:56", "52:54:00:12:34:99"))).not.toEqual(ownedParts(dom));
     expect(ownedParts(dom.replace(">3072</memory>", ">2048</memory>"))).not.toEqual(ownedParts(dom));
     expect(ownedParts(dom.replace("<os>", "<os>\n    <kernel>/x</kernel>"))).not.toEqual(ownedParts(dom));
+  });
+});
+
+describe("withUuidOf: redefining keeps libvirt's uuid", () => {
+  test("the live uuid goes after <name>; a new definition stays as it is", () => {
+    const ours = domainXml(labDomain(spec, k1, paths));
+    expect(withUuidOf(undefined, ours)).toBe(ours);
+    const live = "<domain type='kvm'>\n  <name>k8s-1</name>\n  <uuid>5778cd8d-863f-4be4-9b04-f28ae57bbdba</uuid>\n</domain>";
+    const merged = withUuidOf(live, ours);
+    expect(merged).toContain("<name>k8s-1</name>\n  <uuid>5778cd8d-863f-4be4-9b04-f28ae57bbdba</uuid>");
+    expect(parseXml(merged).domain.uuid).toBe("5778cd8d-863f-4be4-9b04-f28ae57bbdba");
+    expect(ownedParts(merged)).toEqual(ownedParts(ours));
   });
 });
