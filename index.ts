@@ -17,13 +17,17 @@ const { config } = spec;
 
 const lab = config.lab.enabled ? new LibvirtLab("lab", { spec, secrets }) : undefined;
 
-const hosts = Object.fromEntries(
-  spec.nodes.map((node) => [node.name, new ClusterHost(
-      node.name,
-      { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
-      lab ? { dependsOn: [lab.vms[node.name]] } : {},
-    ),]),
-);
+// layers.hosts false: a stack that only builds the libvirt lab, never connecting to the nodes
+// (every later layer needs hosts; spec/checks.ts enforces that).
+const hosts: Record<string, ClusterHost> = !config.layers.hosts
+  ? {}
+  : Object.fromEntries(
+      spec.nodes.map((node) => [node.name, new ClusterHost(
+          node.name,
+          { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
+          lab ? { dependsOn: [lab.vms[node.name]] } : {},
+        ),]),
+    );
 const connections = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.connection]));
 const prepared = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.prepared]));
 
@@ -32,7 +36,7 @@ let membersOf: (name: string) => pulumi.Resource[] = () => [];
 let openGates!: () => void;
 const membersKnown = new Promise<void>((resolve) => (openGates = resolve));
 const first = spec.controlPlanes[0];
-const vrrp = new VrrpMesh("vrrp", {
+const vrrp = !config.layers.hosts ? undefined : new VrrpMesh("vrrp", {
   spec,
   secrets,
   connections,
@@ -48,7 +52,7 @@ if (config.layers.kubernetes) {
     spec,
     connections,
     prepared,
-    vipReady: first && vrrp.keepalived[first.name] ? [vrrp.keepalived[first.name]] : [],
+    vipReady: first && vrrp?.keepalived[first.name] ? [vrrp.keepalived[first.name]] : [],
     dryRun: rehearse,
   });
   if (rehearse) rehearsal = controlPlane.init.dryRunOutput;
@@ -74,7 +78,7 @@ export = {
   controlPlaneVip: spec.controlPlaneVip.address,
   externalVips: Object.fromEntries(config.vrrp.external.vips.map((v) => [v, holders.get(v) ?? ""])),
   nodes: Object.fromEntries(
-    spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name].hostKeyFingerprint }]),
+    spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name]?.hostKeyFingerprint }]),
   ),
   ...(adminKubeconfig && !config.cluster.rehearse ? { kubeconfig: pulumi.secret(adminKubeconfig) } : {}),
   // `kubeadm init --dry-run` output of a rehearsal (secret: it shows a join token)

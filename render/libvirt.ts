@@ -87,6 +87,8 @@ export interface DomainDef {
   /** serial console log file: type "file", not "pty" (pty fails inside the lab's namespaces) */
   consoleLogPath: string;
   nics: { mac: string; network: string }[];
+  /** direct kernel boot (paths on the hypervisor) instead of the disk's boot loader */
+  directBoot?: { kernel: string; initrd?: string; cmdline?: string };
 }
 
 export function domainXml(d: DomainDef): string {
@@ -100,6 +102,13 @@ export function domainXml(d: DomainDef): string {
     `  <vcpu placement="static">${d.vcpus}</vcpu>`,
     "  <os>",
     '    <type arch="x86_64">hvm</type>',
+    ...(d.directBoot
+      ? [
+          `    <kernel>${e(d.directBoot.kernel)}</kernel>`,
+          ...(d.directBoot.initrd ? [`    <initrd>${e(d.directBoot.initrd)}</initrd>`] : []),
+          ...(d.directBoot.cmdline !== undefined ? [`    <cmdline>${e(d.directBoot.cmdline)}</cmdline>`] : []),
+        ]
+      : []),
     '    <boot dev="hd"/>',
     "  </os>",
     "  <features>",
@@ -152,6 +161,7 @@ export function labDomain(spec: ClusterSpec, node: NodeSpec, paths: { diskPath: 
     vcpus: lab.vm.vcpus,
     type: lab.domainType,
     ...paths,
+    ...(lab.kernel ? { directBoot: { kernel: lab.kernel, initrd: lab.initrd, cmdline: lab.cmdline } } : {}),
     nics: [
       { mac: node.wan0.mac!, network: lab.networks.wan0.name },
       { mac: node.wan1.mac!, network: lab.networks.shadow.name },

@@ -192,6 +192,12 @@ const layersAndAddons: Check = (c) => {
     out.push({ key: "cilium.enabled", message: "workers join only once the network (cilium) is installed; enable cilium or drop the workers" });
   if (c.cluster.rehearse && !c.layers.kubernetes)
     out.push({ key: "cluster.rehearse", message: "rehearses kubeadm init, so it needs layers.kubernetes: true" });
+  if (!c.layers.hosts) {
+    for (const k of ["hostPrep", "keepalived", "kubernetes"] as const)
+      if (c.layers[k]) out.push({ key: `layers.${k}`, message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
+    if (c.routing.enabled) out.push({ key: "routing.enabled", message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
+    if (!c.lab.enabled) out.push({ key: "layers.hosts", message: "false leaves nothing to do unless lab.enabled is true" });
+  }
   if (c.addons.certManager.enabled && !c.addons.certManager.email)
     out.push({ key: "addons.certManager.email", message: "is required by Let's Encrypt when addons.certManager.enabled is true" });
   return out;
@@ -208,6 +214,8 @@ const labNetworks: Check = (c) => {
     if (!cidrContains(wan0, addressOf(n.wan0.address)))
       out.push({ key: `nodes[${i}].wan0.address`, message: `is outside the lab wan0 network ${formatCidr(wan0)} (lab.networks.wan0.gateway)` });
   });
+  if (c.lab.initrd && !c.lab.kernel) out.push({ key: "lab.initrd", message: "needs lab.kernel (direct kernel boot)" });
+  if (c.lab.cmdline !== undefined && !c.lab.kernel) out.push({ key: "lab.cmdline", message: "needs lab.kernel (direct kernel boot)" });
   for (const k of ["dhcpStart", "dhcpEnd"] as const)
     if (!cidrContains(wan0, parseIPv4(c.lab.networks.wan0[k])!))
       out.push({ key: `lab.networks.wan0.${k}`, message: `is outside ${formatCidr(wan0)}` });

@@ -220,10 +220,18 @@ const addons = z
 const lab = z
   .object({
     enabled: z.boolean().default(false),
-    uri: z.string().regex(/^(qemu|test)(\+ssh)?:\/\//, "must be a libvirt URI like qemu:///system or qemu+ssh://root@host/system").default("qemu:///system"),
+    uri: z
+      .string()
+      .regex(/^(qemu|test)(\+(ssh|libssh|libssh2))?:\/\//, "must be a libvirt URI like qemu:///system, qemu+ssh://root@host/system or qemu+libssh://root@host/system?known_hosts=…")
+      .default("qemu:///system"),
     domainType: z.enum(["kvm", "qemu"]).default("kvm"),
     pool: z.string().default("default"),
     baseImage: z.string().optional(),
+    // Direct kernel boot (paths on the hypervisor): the VMs boot this kernel/initrd instead of
+    // the disk's boot loader — for images without one (the test's busybox initramfs).
+    kernel: z.string().min(1).optional(),
+    initrd: z.string().min(1).optional(),
+    cmdline: z.string().optional(),
     networks: z
       .object({
         wan0: z
@@ -256,6 +264,8 @@ const lab = z
 // Layers let a stack stop short of the full cluster (the SSH lab runs host prep + VRRP only).
 const layers = z
   .object({
+    // false: no SSH to the nodes at all (no ClusterHost) — a stack that only builds the libvirt lab
+    hosts: z.boolean().default(true),
     hostPrep: z.boolean().default(true),
     keepalived: z.boolean().default(true),
     kubernetes: z.boolean().default(true),

@@ -21,7 +21,7 @@ async function state(uri: string, name: string): Promise<{ xml?: string; running
 async function ensure(i: LibvirtDomainInputs): Promise<void> {
   const s = await state(i.uri, i.name);
   const redefine = !s.xml || canonical(ownedParts(s.xml)) !== canonical(ownedParts(i.xml));
-  if (redefine) await defineFrom(i.uri, "define", i.xml);
+  if (redefine) await defineFrom(i.uri, "define", i.xml, s.xml);
   if (!s.autostart) await virsh(i.uri, ["autostart", i.name]);
   // A redefined running domain picks the new definition up at its next boot.
   if (i.running && !s.running) await virsh(i.uri, ["start", i.name]);

@@ -18,7 +18,7 @@ async function liveXml(uri: string, name: string): Promise<string | undefined> {
 async function ensure(i: LibvirtNetworkInputs): Promise<void> {
   const live = await liveXml(i.uri, i.name);
   const redefine = !live || canonical(ownedParts(live)) !== canonical(ownedParts(i.xml));
-  if (redefine) await defineFrom(i.uri, "net-define", i.xml);
+  if (redefine) await defineFrom(i.uri, "net-define", i.xml, live);
   const info = (await virsh(i.uri, ["net-info", i.name])).stdout;
   const active = /^Active:\s+yes/m.test(info);
   if (active && redefine && live) await virsh(i.uri, ["net-destroy", i.name]);

@@ -57,15 +57,18 @@ export class LabStack {
     return { code: r.status ?? 1, out, seconds };
   }
 
-  /** Create the stack and give it this lab's keys. */
-  init(lab: LabState, vrrpPassword: string): void {
+  /**
+   * Create the stack and give it this lab's keys. hostKeys false: the lab hosts are not the
+   * stack's nodes (the libvirt test's hypervisor), so their host keys are not set on nodes[].
+   */
+  init(lab: LabState, vrrpPassword: string, opts: { hostKeys?: boolean } = {}): void {
     this.run(["stack", "init", this.name]);
     // Keep the project tree clean: the new stack's file (its encryption salt) joins our copy.
     const created = path.join(ROOT, `Pulumi.${this.name}.yaml`);
     const salt = YAML.parse(fs.readFileSync(created, "utf8"))?.encryptionsalt as string | undefined;
     fs.rmSync(created);
     if (salt) fs.appendFileSync(this.configFile, `encryptionsalt: ${salt}\n`);
-    lab.hosts.forEach((h, i) => this.run(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
+    if (opts.hostKeys !== false) lab.hosts.forEach((h, i) => this.run(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
     this.run(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
     this.run(["config", "set", "--secret", "vrrpPassword", vrrpPassword]);
   }

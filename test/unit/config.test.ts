@@ -173,3 +173,34 @@ describe("sub-second adverts", () => {
     expect(parseStackConfig(NAMESPACE, mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.5 })), devSecretKeys).config.vrrp.advertInt).toBe(0.5);
   });
 });
+
+describe("a libvirt-only stack (layers.hosts false)", () => {
+  const libvirtOnly = (c: Raw) => {
+    c.layers = { hosts: false, hostPrep: false, keepalived: false, kubernetes: false, cilium: false, addons: false };
+    c.routing = { ...c.routing, enabled: false };
+  };
+  test("is accepted with every SSH layer off", () => {
+    const s = parseStackConfig(NAMESPACE, mutate(libvirtOnly), devSecretKeys);
+    expect(s.config.layers.hosts).toBe(false);
+    expect(parseStackConfig(NAMESPACE, devConfigCopy(), devSecretKeys).config.layers.hosts).toBe(true);
+  });
+  test("refuses a layer that needs SSH to the nodes", () => {
+    expectFinding(mutate((c) => (libvirtOnly(c), (c.layers.keepalived = true))), "layers.keepalived", /layers.hosts is false/);
+    expectFinding(mutate((c) => (libvirtOnly(c), (c.routing.enabled = true))), "routing.enabled", /layers.hosts is false/);
+  });
+  test("needs the lab", () => {
+    expectFinding(mutate((c) => (libvirtOnly(c), (c.lab.enabled = false))), "layers.hosts", /lab.enabled/);
+  });
+});
+
+describe("lab direct kernel boot and URIs", () => {
+  test("initrd or cmdline without a kernel is refused", () => {
+    expectFinding(mutate((c) => (c.lab.initrd = "/var/lib/libvirt/images/initrd")), "lab.initrd", /lab.kernel/);
+    expectFinding(mutate((c) => (c.lab.cmdline = "console=ttyS0")), "lab.cmdline", /lab.kernel/);
+  });
+  test("qemu+libssh URIs (pinned known_hosts) are accepted, other schemes are not", () => {
+    const uri = "qemu+libssh://root@127.0.0.1:22/system?keyfile=/k&known_hosts=/kh";
+    expect(parseStackConfig(NAMESPACE, mutate((c) => (c.lab.uri = uri)), devSecretKeys).config.lab.uri).toBe(uri);
+    expectFinding(mutate((c) => (c.lab.uri = "xen+ssh://root@h/system")), "lab.uri");
+  });
+});

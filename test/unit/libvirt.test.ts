@@ -11,6 +11,7 @@ import {
   labWan0Network,
   networkXml,
 } from "../../render/libvirt";
+import { ownedParts, withUuidOf } from "../../providers/libvirt/virsh";
 import { devSpec } from "../fixtures/dev";
 import { TEST_AUTHORIZED_KEY, TEST_HOST_KEY } from "../fixtures/keys";
 
@@ -76,6 +77,13 @@ describe("libvirt domain", () => {
     expect(d.cpu["@mode"]).toBe("host-passthrough");
   });
 
+  test("direct kernel boot only when lab.kernel is set", () => {
+    expect(domainXml(labDomain(spec, k1, paths))).not.toMatch(/<kernel>|<initrd>|<cmdline>/);
+    const lab = { ...spec.config.lab, kernel: "/img/vmlinuz", initrd: "/img/initrd", cmdline: "console=ttyS0 panic=-1" };
+    const d = parseXml(domainXml(labDomain({ ...spec, config: { ...spec.config, lab } }, k1, paths))).domain;
+    expect([d.os.kernel, d.os.initrd, d.os.cmdline]).toEqual(["/img/vmlinuz", "/img/initrd", "console=ttyS0 panic=-1"]);
+  });
+
   test("type qemu (TCG, the lab): no host-passthrough CPU", () => {
     const d = parseXml(domainXml({ ...labDomain(spec, k1, paths), type: "qemu" })).domain;
     expect(d["@type"]).toBe("qemu");
@@ -123,5 +131,43 @@ describe("cloud-init NoCloud seed", () => {
 
   test("network-config: at most 2 nameservers", () => {
     expect(() => cloudInitNetworkConfig(k1, { gateway: "10.118.10.1", nameservers: ["1.1.1.1", "8.8.8.8", "9.9.9.9"] })).toThrow(/2 nameservers/);
+  });
+});
+
+describe("ownedParts: what refresh compares with libvirt's own dump", () => {
+  /** how libvirt dumps our XML: single quotes, memory in KiB, no comments, uuid/PCI addresses/bridge MAC added */
+  const asLibvirtDumps = (ours: string) =>
+    ours
+      .replace(/<!--.*-->\n/, "")
+      .replace(/="([^"]*)"/g, "='$1'")
+      .replace(/<memory unit='MiB'>(\d+)<\/memory>/, (_m, n) => `<memory unit='KiB'>${Number(n) * 1024}</memory>`)
+      .replace(/<currentMemory unit='MiB'>(\d+)/, (_m, n) => `<currentMemory unit='KiB'>${Number(n) * 1024}`)
+      .replace(/(<name>[^<]*<\/name>)/, "$1\n  <uuid>0b5ad8e2-6f4e-4d8e-9a51-3f0f2b1c9d11</uuid>")
+      .replace(/(<bridge [^>]*\/>)/, "$1\n  <mac address='52:54:00:a7:24:f4'/>")
+      .replace(/<model type='virtio'\/>/g, "<model type='virtio'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>");
+  test("a network and a domain as libvirt dumps them compare equal to ours", () => {
+    const lab = { ...spec.config.lab, kernel: "/img/vmlinuz", initrd: "/img/initrd", cmdline: "console=ttyS0" };
+    const dom = domainXml(labDomain({ ...spec, config: { ...spec.config, lab } }, k1, paths));
+    for (const ours of [networkXml(labWan0Network(spec)), networkXml(labShadowNetwork(spec)), dom])
+      expect(ownedParts(asLibvirtDumps(ours))).toEqual(ownedParts(ours));
+    expect(ownedParts(dom)).toContain('<memory unit="KiB">3145728</memory>');
+  });
+  test("a changed MAC, memory or kernel shows", () => {
+    const dom = domainXml(labDomain(spec, k1, paths));
+    expect(ownedParts(dom.replace("52:54:00:12:34:56", "52:54:00:12:34:99"))).not.toEqual(ownedParts(dom));
+    expect(ownedParts(dom.replace(">3072</memory>", ">2048</memory>"))).not.toEqual(ownedParts(dom));
+    expect(ownedParts(dom.replace("<os>", "<os>\n    <kernel>/x</kernel>"))).not.toEqual(ownedParts(dom));
+  });
+});
+
+describe("withUuidOf: redefining keeps libvirt's uuid", () => {
+  test("the live uuid goes after <name>; a new definition stays as it is", () => {
+    const ours = domainXml(labDomain(spec, k1, paths));
+    expect(withUuidOf(undefined, ours)).toBe(ours);
+    const live = "<domain type='kvm'>\n  <name>k8s-1</name>\n  <uuid>5778cd8d-863f-4be4-9b04-f28ae57bbdba</uuid>\n</domain>";
+    const merged = withUuidOf(live, ours);
+    expect(merged).toContain("<name>k8s-1</name>\n  <uuid>5778cd8d-863f-4be4-9b04-f28ae57bbdba</uuid>");
+    expect(parseXml(merged).domain.uuid).toBe("5778cd8d-863f-4be4-9b04-f28ae57bbdba");
+    expect(ownedParts(merged)).toEqual(ownedParts(ours));
   });
 });

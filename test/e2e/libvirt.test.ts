@@ -1,0 +1,265 @@
+// The libvirt providers against a REAL libvirtd: it runs inside a lab host (the "hypervisor"),
+// so its bridges, dnsmasq and NAT rules live in that host's network namespace and never touch
+// the machine's network. The program reaches it over SSH with the hypervisor's recorded host
+// key pinned (qemu+libssh://…?known_hosts=…), through the real Pulumi CLI, with a libvirt-only
+// stack (layers.hosts false). The VMs boot a kernel + busybox initramfs the test builds from
+// Debian packages (direct kernel boot, TCG).
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { describeLab, isCI } from "../lab/jest-lab";
+import { down, hostExec, up, type LabState } from "../lab/lab";
+import { LabStack, ROOT, updatedIds } from "../lab/stack";
+
+const LAB = "libvirt";
+const BASE_PORT = 22060;
+const HV = "hv-1";
+const IMAGES = "/var/lib/libvirt/images";
+const KERNEL = `${IMAGES}/k8sbm-test-vmlinuz`;
+const INITRD = `${IMAGES}/k8sbm-test-initrd.gz`;
+const BASE_IMAGE = `${IMAGES}/k8sbm-test-base.qcow2`;
+const BOOT_BANNER = "k8sbm lab VM up";
+const NODES = ["k8s-1", "k8s-2", "k8s-3", "k8s-4"];
+const NETWORKS = ["wan0", "shadow"];
+const CACHE = path.join(os.homedir(), ".cache/k8s-baremetal/kernel");
+
+let lab: LabState;
+let stack: LabStack;
+let uri: string;
+const timings: Record<string, number> = {};
+
+const hv = (cmd: string, opts: { stdin?: Buffer; allowFail?: boolean; timeoutMs?: number } = {}) => hostExec(lab, HV, cmd, opts);
+/** virsh inside the hypervisor (local qemu:///system), for checks independent of the program */
+const virshIn = async (args: string) => (await hv(`virsh -q -c qemu:///system ${args}`)).stdout;
+const names = (out: string) => out.split("\n").map((l) => l.trim()).filter(Boolean);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** A bootable x86_64 kernel: the machine's own, else one from Debian's linux-image package (cached). */
+function kernelImage(): Buffer {
+  const own = fs.existsSync("/boot") ? fs.readdirSync("/boot").filter((f) => /^vmlinuz-/.test(f)).sort() : [];
+  for (const f of own.reverse()) {
+    try {
+      return fs.readFileSync(path.join("/boot", f));
+    } catch {
+      /* not readable: try the next */
+    }
+  }
+  fs.mkdirSync(CACHE, { recursive: true });
+  let deb = fs.readdirSync(CACHE).find((f) => /^linux-image-.*\.deb$/.test(f));
+  if (!deb) {
+    // the kernel package the cloud meta-package points at; downloaded, never installed
+    const dep = execFileSync("apt-cache", ["depends", "linux-image-cloud-amd64"], { encoding: "utf8" }).match(/Depends: (linux-image-\S+)/);
+    if (!dep) throw new Error("no linux-image package found with apt-cache (needed for the VMs' kernel)");
+    execFileSync("apt-get", ["download", dep[1]], { cwd: CACHE, stdio: "pipe" });
+    deb = fs.readdirSync(CACHE).find((f) => /^linux-image-.*\.deb$/.test(f))!;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-kernel-"));
+  try {
+    execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*'`, "sh", path.join(CACHE, deb), dir]);
+    const f = fs.readdirSync(path.join(dir, "boot"))[0];
+    return fs.readFileSync(path.join(dir, "boot", f));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A busybox initramfs (busybox-static) whose init prints a banner and sleeps: the VM stays running. */
+function initramfs(): Buffer {
+  const busybox = "/bin/busybox";
+  const ldd = spawnSync("ldd", [busybox], { encoding: "utf8" });
+  if (!fs.existsSync(busybox) || !/not a dynamic executable/.test(ldd.stdout + ldd.stderr))
+    throw new Error("needs a static /bin/busybox (Debian package busybox-static)");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-initrd-"));
+  try {
+    for (const d of ["bin", "proc", "dev", "sys"]) fs.mkdirSync(path.join(dir, d));
+    fs.copyFileSync(busybox, path.join(dir, "bin/busybox"));
+    fs.chmodSync(path.join(dir, "bin/busybox"), 0o755);
+    fs.writeFileSync(
+      path.join(dir, "init"),
+      `#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox echo "${BOOT_BANNER}: $(/bin/busybox uname -r)"\nexec /bin/busybox sleep 2147483647\n`,
+      { mode: 0o755 },
+    );
+    return execFileSync("sh", ["-c", "find . | busybox cpio -o -H newc 2>/dev/null | gzip -9"], { cwd: dir, maxBuffer: 64 << 20 });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts virtlogd + libvirtd in the hypervisor host (tini reaps their children) and the default pool. */
+async function startHypervisor(): Promise<void> {
+  const h = lab.hosts[0];
+  // libvirt refuses a network whose subnet is already routed in its namespace: keep the lab's
+  // own wan0 address (sshd listens there) as a /32 so the seed's 10.118.10.0/24 is free.
+  await hv(`ip addr del ${h.ifaces.wan0.cidr} dev wan0 && ip addr add ${h.ifaces.wan0.address}/32 dev wan0`);
+  // libvirt's private /dev for each qemu (mount namespace) cannot be populated inside the lab
+  // host ("Could not open '/dev/urandom'" for the virtio rng): qemu uses the host's /dev.
+  await hv("echo 'namespaces = []' >> /etc/libvirt/qemu.conf");
+  await hv("mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1");
+  await until("libvirtd to answer", 30_000, async () => ((await hv("virsh -c qemu:///system version", { allowFail: true })).code === 0 ? true : undefined));
+  await hv(
+    `virsh -c qemu:///system pool-define-as default dir --target ${IMAGES} && virsh -c qemu:///system pool-start default && virsh -c qemu:///system pool-autostart default`,
+  );
+  await hv(`cat > ${KERNEL} && chmod 0644 ${KERNEL}`, { stdin: kernelImage() });
+  await hv(`cat > ${INITRD} && chmod 0644 ${INITRD}`, { stdin: initramfs() });
+  await hv(`qemu-img create -q -f qcow2 ${BASE_IMAGE} 64M && chmod 0644 ${BASE_IMAGE} && virsh -c qemu:///system pool-refresh default`);
+}
+
+function knownHosts(file: string, hostKey: string): void {
+  const h = lab.hosts[0];
+  fs.writeFileSync(file, `[${h.ssh.host}]:${h.ssh.port} ${hostKey}\n`, { mode: 0o600 });
+}
+
+const uriWith = (knownHostsFile: string) =>
+  `qemu+libssh://root@${lab.hosts[0].ssh.host}:${lab.hosts[0].ssh.port}/system?keyfile=${lab.privateKeyPath}&known_hosts=${knownHostsFile}`;
+
+/** virsh from the root namespace over SSH, as the program runs it */
+function virshRemote(u: string, args: string[]): { code: number; out: string } {
+  const r = spawnSync("virsh", ["-q", "-c", u, ...args], { encoding: "utf8", input: "", timeout: 60_000 });
+  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
+}
+
+function stackConfig(): Record<string, unknown> {
+  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+  return {
+    ...cfg,
+    "k8s-baremetal:lab": {
+      enabled: true,
+      uri,
+      domainType: "qemu",
+      baseImage: BASE_IMAGE,
+      kernel: KERNEL,
+      initrd: INITRD,
+      cmdline: "console=ttyS0 panic=-1",
+      vm: { memoryMiB: 512, vcpus: 1, diskGiB: 1 },
+    },
+    "k8s-baremetal:layers": { hosts: false, hostPrep: false, keepalived: false, kubernetes: false, cilium: false, addons: false },
+    "k8s-baremetal:routing": { ...(cfg["k8s-baremetal:routing"] as object), enabled: false },
+  };
+}
+
+const macsOf = (node: number) => [`52:54:00:12:34:${55 + node}`, `52:54:00:12:35:${55 + node}`];
+
+// libvirt, qemu and the ISO tool come from Debian packages installed before any lab exists
+// (.ci/run): without them say so and skip — under CI=true, fail.
+const TOOLS = ["libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "genisoimage", "dnsmasq", "busybox", "dpkg-deb"];
+const missingTools = TOOLS.filter(
+  (c) => spawnSync("sh", ["-c", `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH command -v ${c}`]).status !== 0,
+);
+const describeLibvirt = (name: string, fn: () => void) => {
+  if (!missingTools.length) return describeLab(name, fn);
+  const reason = `needs ${missingTools.join(", ")} (Debian: libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage dnsmasq-base busybox-static; see .ci/run)`;
+  if (isCI()) return describe(name, () => test("libvirt and qemu are installed (required under CI=true)", () => { throw new Error(reason); }));
+  // eslint-disable-next-line no-console
+  console.warn(`SKIPPED "${name}": ${reason}`);
+  describe.skip(name, fn);
+};
+
+describeLibvirt("libvirt providers against a real libvirtd (qemu+libssh, TCG)", () => {
+  beforeAll(async () => {
+    lab = await up(1, LAB, { basePort: BASE_PORT, hostPrefix: "hv-" });
+    await startHypervisor();
+    stack = new LabStack(undefined);
+    const kh = path.join(stack.work, "known_hosts");
+    knownHosts(kh, lab.hosts[0].hostKey);
+    uri = uriWith(kh);
+    fs.writeFileSync(stack.configFile, YAML.stringify({ config: stackConfig() }));
+    stack.init(lab, "Vr7pAss1", { hostKeys: false });
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await down(LAB);
+    stack?.remove();
+    // eslint-disable-next-line no-console
+    if (Object.keys(timings).length) console.log(`libvirt e2e wall times (s): ${JSON.stringify(timings)}`);
+  }, 5 * 60_000);
+
+  test("virsh reaches the hypervisor over SSH only with its recorded host key", () => {
+    const ok = virshRemote(uri, ["list", "--all"]);
+    expect(ok).toEqual({ code: 0, out: expect.any(String) });
+    const wrong = path.join(stack.work, "known_hosts.wrong");
+    knownHosts(wrong, lab.publicKey.split(" ").slice(0, 2).join(" ")); // an ed25519 key, not the host's
+    const bad = virshRemote(uriWith(wrong), ["list", "--all"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toMatch(/HOST KEY VERIFICATION FAILED|differs from stored identity/i);
+    // nothing of libvirt in the machine's own network namespace
+    expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toMatch(/virbr/);
+  });
+
+  test("up creates the networks, volumes and domains, and the VMs boot", async () => {
+    const r = stack.run(["up", "--yes", "--skip-preview"]);
+    timings.up = Math.round(r.seconds * 10) / 10;
+
+    expect(names(await virshIn("net-list --all --name"))).toEqual(expect.arrayContaining(NETWORKS));
+    for (const n of NETWORKS) {
+      const info = await virshIn(`net-info ${n}`);
+      expect(info).toMatch(/^Active:\s+yes/m);
+      expect(info).toMatch(/^Autostart:\s+yes/m);
+    }
+    const wan0 = await virshIn("net-dumpxml wan0");
+    NODES.forEach((name, i) => expect(wan0).toContain(`<host mac='${macsOf(i + 1)[0]}' name='${name}' ip='10.118.10.${20 + i}'/>`));
+    expect(wan0).toContain("<range start='10.118.10.128' end='10.118.10.254'");
+    expect((await hv("pgrep -x dnsmasq", { allowFail: true })).code).toBe(0);
+    expect((await hv("ip -o link")).stdout).toMatch(/virbr-wan0[\s\S]*virbr-shadow|virbr-shadow[\s\S]*virbr-wan0/);
+    expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toMatch(/virbr/);
+
+    const vols = names(await virshIn("vol-list default")).map((l) => l.split(/\s+/)[0]);
+    for (const n of NODES) expect(vols).toEqual(expect.arrayContaining([`${n}.qcow2`, `${n}-seed.iso`]));
+
+    expect(names(await virshIn("list --all --name"))).toEqual(expect.arrayContaining(NODES));
+    for (const [i, n] of NODES.entries()) {
+      expect(await virshIn(`dominfo ${n}`)).toMatch(/^Autostart:\s+enable/m);
+      const macs = (await virshIn(`domiflist ${n}`)).match(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g);
+      expect(macs).toEqual(macsOf(i + 1));
+    }
+    // TCG boots the bare kernel + busybox in seconds: the banner reaches the console log file
+    const log = await until("k8s-1's console to show the busybox init", 120_000, async () => {
+      const out = (await hv("cat /var/log/libvirt/qemu/k8s-1-console.log", { allowFail: true })).stdout;
+      return out.includes(BOOT_BANNER) ? out : undefined;
+    });
+    expect(log).toMatch(/Linux version/);
+    for (const n of NODES) expect(await virshIn(`domstate ${n}`)).toMatch(/running/);
+  });
+
+  test("a second run changes nothing", () => {
+    stack.run(["preview", "--expect-no-changes"]);
+    // read() against the live libvirt XML (libvirt adds uuids, PCI addresses…): no drift either
+    stack.run(["preview", "--refresh", "--expect-no-changes"]);
+    const r = stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
+    timings.noopUp = Math.round(r.seconds * 10) / 10;
+  });
+
+  test("out-of-band changes show for exactly those domains and are repaired", async () => {
+    await virshIn("setmaxmem k8s-2 600M --config");
+    await virshIn("destroy k8s-3");
+    const r = stack.run(["preview", "--refresh", "--expect-no-changes", "--diff"], { allowFail: true });
+    expect(r.code).not.toBe(0);
+    expect(updatedIds(r.out).sort()).toEqual(["k8s-2", "k8s-3"]);
+    stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+    expect(await virshIn("dumpxml --inactive k8s-2")).toContain("<memory unit='KiB'>524288</memory>");
+    expect(await virshIn("domstate k8s-3")).toMatch(/running/);
+    stack.run(["preview", "--refresh", "--expect-no-changes"]);
+  });
+
+  test("destroy leaves no network, domain or volume of ours", async () => {
+    const r = stack.run(["destroy", "--yes", "--skip-preview"]);
+    timings.destroy = Math.round(r.seconds * 10) / 10;
+    const nets = names(await virshIn("net-list --all --name"));
+    for (const n of NETWORKS) expect(nets).not.toContain(n);
+    expect(names(await virshIn("list --all --name"))).toEqual([]);
+    const vols = names(await virshIn("vol-list default")).map((l) => l.split(/\s+/)[0]);
+    expect(vols.filter((v) => NODES.some((n) => v.startsWith(n)))).toEqual([]);
+    expect((await hv("ip -o link")).stdout).not.toMatch(/virbr-(wan0|shadow)/);
+  });
+});
