@@ -1,8 +1,11 @@
-// ControlPlane: `kubeadm init` on the first control plane (once its VIP is up), then the other
-// control planes join one at a time (seed §4). Workers join in Workers, after cilium.
+// ControlPlane: the cluster (`kubeadm init` on the first control plane once its VIP is up),
+// then every control plane's membership, one at a time (seed §4). The first node's membership
+// is a KubeadmJoin like the others' (init made it a member), so removing it later is a plain
+// removal and the cluster moves on to the next node. Workers join in Workers, after cilium.
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import type { ConnectionArgs } from "../providers/connection";
+import { serviceCommands } from "../providers/os/configurer";
 import { KubeadmInit, KubeadmJoin, RemoteFile } from "../providers/resources";
 import * as kubeadm from "../render/kubeadm";
 import type { ClusterSpec, NodeSpec } from "../spec/model";
@@ -25,10 +28,19 @@ export function joinConfigurationFor(spec: ClusterSpec, node: NodeSpec): Record<
   return doc;
 }
 
+/** Stops keepalived on a node that runs it, so its VIPs move before it leaves the cluster. */
+function handOverCommand(spec: ClusterSpec, node: NodeSpec): string {
+  if (!spec.config.layers.keepalived || !(node.controlPlane || node.balancer)) return "";
+  const svc = serviceCommands(node.init);
+  return `if ${svc.isRunning("keepalived")}; then ${svc.stop("keepalived")}; fi`;
+}
+
 export function joinArgs(spec: ClusterSpec, node: NodeSpec, connections: Record<string, pulumi.Input<ConnectionArgs>>) {
   return {
+    handOver: handOverCommand(spec, node),
+    init: node.init,
     connection: connections[node.name],
-    leaders: spec.controlPlanes.filter((c) => c !== node).map((c) => connections[c.name]),
+    leaders: spec.controlPlanes.map((c) => connections[c.name]),
     nodeName: node.name,
     controlPlane: node.controlPlane,
     untaint: spec.config.cluster.untaintControlPlane,
@@ -53,17 +65,21 @@ export class ControlPlane extends pulumi.ComponentResource {
       { connection: connections[first.name], path: kubeadm.KUBEADM_INIT_PATH, content: config, mode: "0600" },
       { parent: this, dependsOn: args.prepared[first.name] },
     );
+    // Named for the cluster, not a node: it outlives its first node. (Stacks made before had it
+    // named after the first node.)
     this.init = new KubeadmInit(
-      `${first.name}-kubeadm-init`,
+      "kubeadm-init",
       {
         connection: connections[first.name],
         nodeName: first.name,
+        init: first.init,
+        leaders: spec.controlPlanes.map((c) => connections[c.name]),
         configPath: kubeadm.KUBEADM_INIT_PATH,
         config,
         untaint: spec.config.cluster.untaintControlPlane,
         dryRun: args.dryRun ?? false,
       },
-      { parent: this, dependsOn: [configFile, ...args.vipReady] },
+      { parent: this, dependsOn: [configFile, ...args.vipReady], aliases: [{ name: `${first.name}-kubeadm-init` }] },
     );
     this.adminKubeconfig = pulumi.secret(this.init.adminKubeconfig);
     this.members[first.name] = this.init;
@@ -71,7 +87,7 @@ export class ControlPlane extends pulumi.ComponentResource {
     // One at a time: each join waits for the previous member (etcd grows by one each step).
     let previous: pulumi.Resource = this.init;
     if (!args.dryRun)
-      for (const node of spec.controlPlanes.slice(1)) {
+      for (const node of spec.controlPlanes) {
         previous = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(spec, node, connections), {
           parent: this,
           dependsOn: [previous, ...args.prepared[node.name]],

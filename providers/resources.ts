@@ -96,6 +96,9 @@ export class PolicyRouting extends pulumi.dynamic.Resource {
 export interface KubeadmInitArgs {
   connection: pulumi.Input<ConnectionArgs>;
   nodeName: string;
+  /** every control plane: the cluster answers through any of them */
+  leaders: pulumi.Input<pulumi.Input<ConnectionArgs>[]>;
+  init: InitSystem;
   configPath: string;
   config: pulumi.Input<string>;
   untaint: boolean;
@@ -109,7 +112,7 @@ export class KubeadmInit extends pulumi.dynamic.Resource {
   constructor(name: string, args: KubeadmInitArgs, opts?: Opts) {
     const o = withSecretConnection(opts);
     // the dry-run output prints a bootstrap token and the certificate key
-    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "adminKubeconfig", "dryRunOutput"];
+    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "adminKubeconfig", "dryRunOutput", "leaders"];
     super(
       lazyProvider("kubeadm-init"),
       name,
@@ -129,6 +132,9 @@ export interface KubeadmJoinArgs {
   untaint: boolean;
   joinConfiguration: Record<string, unknown>;
   configPath: string;
+  /** run on the node before it leaves: keepalived stops, its VIPs move ("" for none) */
+  handOver: string;
+  init: InitSystem;
 }
 
 export class KubeadmJoin extends pulumi.dynamic.Resource {

@@ -53,6 +53,8 @@ function nodeRegistration(spec: ClusterSpec, node: NodeSpec): Record<string, unk
   // The seed untainted every control plane after init/join (they run workloads too); an empty
   // taint list makes kubeadm register the node without the control-plane taint in the first place.
   if (node.controlPlane && spec.config.cluster.untaintControlPlane) out.taints = [];
+  const ignore = [...spec.config.cluster.ignorePreflightErrors, ...(spec.config.cluster.allowCgroupV1 ? ["SystemVerification"] : [])];
+  if (ignore.length) out.ignorePreflightErrors = [...new Set(ignore)];
   return out;
 }
 
@@ -104,6 +106,7 @@ export function kubeletConfiguration(spec: ClusterSpec, node: NodeSpec): Record<
   // The seed's btrfs workaround was --feature-gates=LocalStorageCapacityIsolation=false; the gate
   // is locked on today, the KubeletConfiguration field of the same name replaces it.
   if (!c.localStorageCapacityIsolation) body.localStorageCapacityIsolation = false;
+  if (c.allowCgroupV1) body.failCgroupV1 = false;
   return object(KUBELET_API, "KubeletConfiguration", body);
 }
 

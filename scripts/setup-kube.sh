@@ -3,19 +3,24 @@
 # build them from the published Go modules (k8s.io/kubernetes requires its staging modules at
 # v0.0.0; a wrapper module points them at their published v0.X.Y) into a cache outside the repo.
 # Prints the directory holding kubeadm and kubectl.
+# --node also builds what a node runs (kubelet and the control-plane binaries); only the live
+# lab cluster needs them (test/lab/node-image.sh), an operator's servers get distro packages.
 set -euo pipefail
+cmds="kubeadm kubectl"
+[ "${1:-}" = --node ] && cmds="$cmds kubelet kube-apiserver kube-controller-manager kube-scheduler"
 here=$(cd "$(dirname "$0")/.." && pwd)
 version=$(node -p "require('$here/package.json').config.kubernetesVersion")   # 1.36.3
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 bin="$cache/kube-v$version/bin"
 log() { echo "setup-kube: $*" >&2; }
 
-if [ -x "$bin/kubeadm" ] && [ -x "$bin/kubectl" ]; then echo "$bin"; exit 0; fi
+built() { for c in $cmds; do [ -x "$bin/$c" ] || return 1; done; }
+if built; then echo "$bin"; exit 0; fi
 command -v go >/dev/null || { log "no Go toolchain to build kubeadm v$version"; exit 1; }
 mkdir -p "$cache"
 exec 9>"$cache/.setup-kube.lock"
 flock 9
-if [ -x "$bin/kubeadm" ] && [ -x "$bin/kubectl" ]; then echo "$bin"; exit 0; fi
+if built; then echo "$bin"; exit 0; fi
 
 work="$cache/build-kube-v$version"
 rm -rf "$work"; mkdir -p "$work" "$bin"
@@ -31,10 +36,11 @@ buildlog="$cache/build-kube-v$version.log"
     for m in $staging; do echo "replace $m => $m v0.${minor}"; done
   } >>go.mod
   GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
-  GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kubeadm@v$version" "k8s.io/kubernetes/cmd/kubectl@v$version"
+  GOFLAGS=-mod=mod go get $(for c in $cmds; do echo "k8s.io/kubernetes/cmd/$c@v$version"; done)
   pkg=k8s.io/component-base/version
   ldflags="-s -w -X $pkg.gitVersion=v$version -X $pkg.gitMajor=${version%%.*} -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
-  for cmd in kubeadm kubectl; do
+  for cmd in $cmds; do
+    [ -x "$bin/$cmd" ] && continue
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
     mv "$bin/$cmd.tmp" "$bin/$cmd"
   done

@@ -188,8 +188,6 @@ const layersAndAddons: Check = (c) => {
     out.push({ key: "layers.hostPrep", message: "must be true when layers.kubernetes is true (kubeadm needs prepared hosts)" });
   if (c.layers.cilium && c.cilium.enabled && !c.layers.kubernetes)
     out.push({ key: "layers.cilium", message: "needs layers.kubernetes; set layers.cilium to false for a stack without Kubernetes" });
-  if (c.layers.kubernetes && !c.cluster.rehearse && c.nodes.some((n) => n.roles.includes("worker")) && !(c.layers.cilium && c.cilium.enabled))
-    out.push({ key: "cilium.enabled", message: "workers join only once the network (cilium) is installed; enable cilium or drop the workers" });
   if (c.cluster.rehearse && !c.layers.kubernetes)
     out.push({ key: "cluster.rehearse", message: "rehearses kubeadm init, so it needs layers.kubernetes: true" });
   if (!c.layers.hosts) {

@@ -98,6 +98,12 @@ const cluster = z
       .strict()
       .default({}),
     kubeletExtraArgs: z.record(z.string()).default({}),
+    // kubeadm preflight checks to report as warnings (nodeRegistration.ignorePreflightErrors),
+    // e.g. SystemVerification where the kernel's config cannot be read. Empty: every check counts.
+    // Hosts still on cgroup v1: the kubelet refuses them since v1.35 unless told not to
+    // (failCgroupV1: false), and kubeadm's SystemVerification check fails there.
+    allowCgroupV1: z.boolean().default(false),
+    ignorePreflightErrors: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, "must be a kubeadm preflight check name like SystemVerification")).default([]),
     // The seed's btrfs workaround (--feature-gates=LocalStorageCapacityIsolation=false) maps to
     // the KubeletConfiguration field of the same name today.
     localStorageCapacityIsolation: z.boolean().default(true),

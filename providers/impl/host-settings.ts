@@ -31,11 +31,20 @@ export interface HostSettingsOutputs extends HostSettingsInputs {
   restore: { sysctl: Record<string, string>; modules: string[]; mounts: string[] };
 }
 
+// A module built into the kernel is not in /proc/modules and cannot be modprobed where the
+// kernel ships no module tree; what it provides shows it is there.
+const BUILTIN_EVIDENCE: Record<string, string> = { br_netfilter: "/proc/sys/net/bridge" };
+
+function builtinProbe(m: string): string {
+  const evidence = BUILTIN_EVIDENCE[m] ? ` || [ -e ${q(BUILTIN_EVIDENCE[m])} ]` : "";
+  return `{ [ -d /sys/module/${q(m)} ] || grep -qs ${q(`/${m}.ko`)} "/lib/modules/$(uname -r)/modules.builtin"${evidence}; } && echo ${q(m)}`;
+}
+
 // One command reads everything: modules, sysctl values, mount targets.
 export function probeCommand(want: HostSettingsInputs): string {
   const keys = Object.keys(want.sysctl);
   return [
-    `echo '@modules'; awk '{print $1}' /proc/modules`,
+    `echo '@modules'; awk '{print $1}' /proc/modules${want.modules.map((m) => `; ${builtinProbe(m)}`).join("")}`,
     `echo '@sysctl'; for k in ${keys.map(q).join(" ")}; do printf '%s=%s\\n' "$k" "$(sysctl -n "$k" 2>/dev/null)"; done`,
     `echo '@mounts'; awk '{print $2" "$3}' /proc/self/mounts`,
   ].join("; ");

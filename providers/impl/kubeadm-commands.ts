@@ -1,9 +1,24 @@
 // The kubeadm/kubectl command lines the control-plane providers run. Pure, so they are
 // tested without a cluster.
-import { q } from "../os/configurer";
+import type { InitSystem } from "../../spec/schema";
+import { q, serviceCommands } from "../os/configurer";
 
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
-const kubectl = (args: string) => `kubectl --kubeconfig ${ADMIN_CONF} ${args}`;
+const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+
+// Commands on a control plane talk to its own apiserver, not to the VIP in admin.conf: the VIP
+// may be moving (the node that holds it may be the one leaving), and "this control plane
+// answers" should mean its own API does. $k: admin.conf pointed at the local advertise address
+// (always among the apiserver's SANs), removed when the command exits.
+export const LOCAL_KUBECONFIG =
+  `k=$(mktemp) && trap 'rm -f "$k"' EXIT && ` +
+  `ip=$(sed -n 's/^ *- --advertise-address=//p' ${APISERVER_MANIFEST}) && ` +
+  `port=$(sed -n 's/^ *- --secure-port=//p' ${APISERVER_MANIFEST}) && ` +
+  `h=$ip && case $ip in *:*) h="[$ip]" ;; esac && ` +
+  `sed "s#^\\( *server: \\).*#\\1https://$h:\${port:-6443}#" ${ADMIN_CONF} >"$k"`;
+const local = (cmd: string) => `${LOCAL_KUBECONFIG} && ${cmd}`;
+const kubectl = (args: string) => local(`kubectl --kubeconfig "$k" ${args}`);
+const kubeadm = (args: string) => local(`kubeadm ${args} --kubeconfig "$k"`);
 
 export const initCommand = (configPath: string) => `kubeadm init --config ${q(configPath)} --upload-certs`;
 // A rehearsal reports failed preflight checks as warnings in its output instead of stopping.
@@ -14,17 +29,30 @@ export const initDryRunCommand = (configPath: string) =>
 export const caCertHashCommand =
   "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.* /sha256:/'";
 
-export const isInitializedCommand = `[ -s ${ADMIN_CONF} ] && ${kubectl("get --raw=/readyz >/dev/null")}`;
+export const isInitializedCommand = `[ -s ${ADMIN_CONF} ] && [ -s ${APISERVER_MANIFEST} ] && ${kubectl("get --raw=/readyz >/dev/null")}`;
 
 export const tokenCreateCommand = (node: string, ttl = "15m") =>
-  `kubeadm token create --ttl ${ttl} --description ${q(`k8s-baremetal: join ${node}`)}`;
-export const tokenDeleteCommand = (token: string) => `kubeadm token delete ${q(token.split(".")[0])}`;
+  kubeadm(`token create --ttl ${ttl} --description ${q(`k8s-baremetal: join ${node}`)}`);
+export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${q(token.split(".")[0])}`);
 
-// The uploaded control-plane certificates live 2h in the kubeadm-certs secret; we upload them
-// right before a control plane joins and delete them right after.
+// The uploaded control-plane certificates live 2h in the kubeadm-certs secret, owned by a
+// bootstrap token that only keeps that time; we upload them right before a control plane joins
+// and delete both right after. Without --config the phase guesses this node's address from its
+// default route, and fails where there is none (an air-gapped network): it gets the address
+// the apiserver advertises. The key goes in the same file (no --certificate-key beside --config).
 export const uploadCertsCommand = (certificateKey: string) =>
-  `kubeadm init phase upload-certs --upload-certs --certificate-key ${q(certificateKey)} >/dev/null`;
-export const deleteUploadedCertsCommand = kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found");
+  local(
+    `f=$(mktemp) && trap 'rm -f "$k" "$f"' EXIT && ` +
+      `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" ${q(certificateKey)} >"$f" && ` +
+      `kubeadm init phase upload-certs --upload-certs --config "$f" --kubeconfig "$k" >/dev/null`,
+  );
+const CERTS_TOKEN = "Proxy for managing TTL for the kubeadm-certs secret";
+// `kubeadm init` also leaves a bootstrap token valid for 24 h: joins mint their own, so right
+// after init every token goes (there are no others yet).
+const deleteTokens = (awkPattern: string) =>
+  local(`kubeadm token list --kubeconfig "$k" | awk '${awkPattern} {print $1}' | xargs -r -n1 kubeadm token delete --kubeconfig "$k" >/dev/null`);
+export const deleteAllTokensCommand = deleteTokens("NR > 1");
+export const deleteUploadedCertsCommand = `${deleteTokens(`/${CERTS_TOKEN}/`)} && ${kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found")}`;
 export const certificateKeyCommand = "kubeadm certs certificate-key";
 
 export const nodeExistsCommand = (node: string) => kubectl(`get node ${q(node)} -o name`);
@@ -39,12 +67,19 @@ export const localStateCommand = "[ -e /etc/kubernetes/kubelet.conf ] || [ -e /e
 
 export const joinCommand = (configPath: string) => `kubeadm join --config ${q(configPath)}`;
 
-// What the seed's removal notes list, after `kubeadm reset` (which also leaves etcd for a
-// control plane): CNI config and cilium's binaries, the kubelet service.
-export const resetCommand = [
-  "kubeadm reset -f",
-  "rm -rf /etc/cni/net.d /opt/cni/bin/cilium-cni /var/lib/cni",
-  "rm -f /root/.kube/config",
-].join(" && ");
+// The seed's removal: stop the kubelet (so it restarts no static pod while kubeadm cleans up),
+// `kubeadm reset` (which also leaves etcd for a control plane), then the CNI config and
+// cilium's binaries. /etc/cni/net.d is emptied, not removed: containerd 2 exits when the
+// directory it watches disappears. The kubelet stays stopped; a node that joins again gets it
+// started first (restartKubeletCommand), as its package would have it running.
+export const resetCommand = (init: InitSystem) =>
+  [
+    `{ ${serviceCommands(init).stop("kubelet")} >/dev/null 2>&1 || true; }`,
+    "kubeadm reset -f",
+    "rm -rf /opt/cni/bin/cilium-cni /var/lib/cni",
+    "{ [ ! -d /etc/cni/net.d ] || find /etc/cni/net.d -mindepth 1 -delete; }",
+    "rm -f /root/.kube/config",
+  ].join(" && ");
+export const startKubeletCommand = (init: InitSystem) => serviceCommands(init).start("kubelet");
 
 export const copyAdminConfCommand = `install -d -m 0700 /root/.kube && install -m 0600 ${ADMIN_CONF} /root/.kube/config`;

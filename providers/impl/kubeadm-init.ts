@@ -1,21 +1,33 @@
-// KubeadmInit: bootstraps the cluster on the first control plane (`kubeadm init`), once.
-// Its outputs — the admin kubeconfig (secret) and the CA hash — feed the joins and cilium.
+// KubeadmInit: the cluster. Created once by `kubeadm init` on the first control plane; after
+// that it is bound to no node: it reads its outputs — the admin kubeconfig (secret) and the CA
+// hash — from whichever control plane answers, and when the set of control planes changes it
+// checks, on the live etcd, that the whole change keeps quorum before any node is touched
+// (the joins and removals that follow are the nodes' own KubeadmJoin resources).
 // No token or certificate key is kept: joins mint their own right before they run.
 import type * as pulumi from "@pulumi/pulumi";
+import { planMembership } from "../../plan/etcd";
 import { q } from "../os/configurer";
 import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import { changed, diffOf, hostOf, type Connection } from "./common";
+import { etcdMembers, removeMember } from "./etcd-members";
 import * as k from "./kubeadm-commands";
+import type { InitSystem } from "../../spec/schema";
+import { liveLeader } from "./kubeadm-join";
 
 export interface KubeadmInitInputs {
+  /** the first control plane: where `kubeadm init` runs if there is no cluster yet */
   connection: Connection;
   nodeName: string;
+  /** every control plane, in config order */
+  leaders: Connection[];
   /** path of the rendered config on the node (a RemoteFile) and its content, to diff */
   configPath: string;
   config: string;
   untaint: boolean;
   /** rehearse only: `kubeadm init --dry-run`, nothing is changed */
   dryRun: boolean;
+  /** the first node's init system (to restart its kubelet after clearing leftovers) */
+  init?: InitSystem;
 }
 
 export interface KubeadmInitOutputs extends KubeadmInitInputs {
@@ -30,52 +42,92 @@ async function outputsOf(host: Host): Promise<{ adminKubeconfig: string; caCertH
   return { adminKubeconfig, caCertHash };
 }
 
-async function initialized(host: Host): Promise<boolean> {
-  return (await host.exec(k.isInitializedCommand, { allowFail: true })).code === 0;
+/** The first node, if it answers; else any control plane that does. */
+async function leaderOf(inputs: KubeadmInitInputs): Promise<Host | undefined> {
+  return liveLeader([inputs.connection, ...inputs.leaders.filter((l) => l.name !== inputs.nodeName)]);
+}
+
+/**
+ * No control plane answers. `kubeadm init` is right only when every one of them was reached and
+ * none has any cluster state: a cluster that is merely unreachable must not get a twin.
+ */
+async function assertNoCluster(inputs: KubeadmInitInputs): Promise<void> {
+  for (const c of inputs.leaders) {
+    const h = await hostOf(c); // throws when unreachable: that is not "no cluster"
+    if ((await h.exec(k.localStateCommand)).stdout.trim() === "present" && c.name !== inputs.nodeName)
+      throw new Error(
+        `no control plane's API answers, but ${c.name} has cluster state (/etc/kubernetes): refusing to \`kubeadm init\` a ` +
+          `second cluster on ${inputs.nodeName}; bring the existing control planes back or reset them`,
+      );
+  }
+}
+
+/** Checks the live etcd against the wanted control planes; drops dead members that are not wanted. */
+async function reconcileMembership(leader: Host, inputs: KubeadmInitInputs): Promise<void> {
+  const plan = planMembership(await etcdMembers(leader), inputs.leaders.map((l) => l.name));
+  for (const m of plan.removeFirst) await removeMember(leader, m);
+}
+
+async function ensureCluster(inputs: KubeadmInitInputs): Promise<Host> {
+  const leader = await leaderOf(inputs);
+  if (leader) {
+    await reconcileMembership(leader, inputs);
+    return leader;
+  }
+  await assertNoCluster(inputs);
+  const host = await hostOf(inputs.connection);
+  if ((await host.exec(k.localStateCommand)).stdout.trim() === "present") {
+    await host.exec(k.resetCommand(inputs.init ?? "systemd"), { mutates: true, timeoutMs: 10 * 60_000 });
+    await host.exec(k.startKubeletCommand(inputs.init ?? "systemd"), { mutates: true });
+  }
+  await host.exec(k.initCommand(inputs.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
+  await host.exec(k.copyAdminConfCommand, { mutates: true });
+  await host.exec(`${k.deleteAllTokensCommand} && ${k.deleteUploadedCertsCommand}`, { mutates: true });
+  if (inputs.untaint) await host.exec(k.untaintCommand(inputs.nodeName), { mutates: true });
+  return host;
 }
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubeadmInitInputs) {
-    const host = await hostOf(inputs.connection);
     if (inputs.dryRun) {
+      const host = await hostOf(inputs.connection);
       const r = await host.exec(k.initDryRunCommand(inputs.configPath), { timeoutMs: 10 * 60_000 });
       const outs: KubeadmInitOutputs = { ...inputs, adminKubeconfig: "", caCertHash: "", dryRunOutput: r.stdout };
       return { id: `${inputs.nodeName}:kubeadm-init-dry-run`, outs };
     }
-    if (!(await initialized(host))) await host.exec(k.initCommand(inputs.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
-    await host.exec(k.copyAdminConfCommand, { mutates: true });
-    if (inputs.untaint) await host.exec(k.untaintCommand(inputs.nodeName), { mutates: true });
-    const outs: KubeadmInitOutputs = { ...inputs, ...(await outputsOf(host)), dryRunOutput: "" };
+    const leader = await ensureCluster(inputs);
+    const outs: KubeadmInitOutputs = { ...inputs, ...(await outputsOf(leader)), dryRunOutput: "" };
     return { id: `${inputs.nodeName}:kubeadm-init`, outs };
   },
 
   async diff(_id, olds: KubeadmInitOutputs, news: KubeadmInitInputs) {
-    return diffOf(olds as never, news as never, ["untaint", "config"], ["dryRun", "nodeName"]);
+    return diffOf(olds as never, news as never, ["untaint", "config", "leaders", "nodeName"], ["dryRun"]);
   },
 
   async read(id, props: KubeadmInitOutputs) {
     if (props.dryRun) return { id, props };
-    const host = await hostOf(props.connection);
-    if (!(await initialized(host))) return { id, props: { ...props, adminKubeconfig: "", caCertHash: "" } };
-    return { id, props: { ...props, ...(await outputsOf(host)) } };
+    const leader = await leaderOf(props);
+    if (!leader) return { id, props: { ...props, adminKubeconfig: "", caCertHash: "" } };
+    return { id, props: { ...props, ...(await outputsOf(leader)) } };
   },
 
   // A changed ClusterConfiguration is uploaded and the first node's control-plane manifests are
   // regenerated from it (kubeadm's documented way to reconfigure a running cluster).
-  async update(_id, _olds: KubeadmInitOutputs, news: KubeadmInitInputs) {
-    const host = await hostOf(news.connection);
-    if (!(await initialized(host))) await host.exec(k.initCommand(news.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
-    else
+  async update(_id, olds: KubeadmInitOutputs, news: KubeadmInitInputs) {
+    if (news.dryRun) return { outs: { ...olds, ...news } };
+    const leader = await ensureCluster(news);
+    if (changed(olds as never, news as never, ["config"]).length) {
+      const host = await hostOf(news.connection);
       await host.exec(
         `kubeadm init phase upload-config kubeadm --config ${q(news.configPath)} && kubeadm init phase control-plane all --config ${q(news.configPath)}`,
         { mutates: true },
       );
-    if (news.untaint) await host.exec(k.untaintCommand(news.nodeName), { mutates: true });
-    return { outs: { ...news, ...(await outputsOf(host)), dryRunOutput: "" } };
+    }
+    if (news.untaint) await leader.exec(k.untaintCommand(news.nodeName), { mutates: true });
+    return { outs: { ...news, ...(await outputsOf(leader)), dryRunOutput: "" } };
   },
 
-  async delete(_id, props: KubeadmInitOutputs) {
-    if (props.dryRun) return;
-    await (await hostOf(props.connection)).exec(k.resetCommand, { mutates: true, timeoutMs: 10 * 60_000 });
-  },
+  // The nodes leave through their own KubeadmJoin resources (deleted first, as they depend on
+  // this one); the last control plane is reset there. Nothing is left to undo here.
+  async delete() {},
 };

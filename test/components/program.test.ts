@@ -57,9 +57,11 @@ test("the dev stack declares the whole cluster", async () => {
   expect(count("pulumi-nodejs:dynamic/k8sbm:SshHost")).toBe(4);
   expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtNetwork")).toBe(2);
   expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtDomain")).toBe(4);
-  expect(count("pulumi-nodejs:dynamic/k8sbm:KubeadmInit")).toBe(1);
-  // k8s-2 and k8s-3 join as control planes, k8s-4 as a worker
+  // the cluster is named for itself, not for its first node
+  expect(created.filter((c) => c.type.endsWith("KubeadmInit")).map((c) => c.name)).toEqual(["kubeadm-init"]);
+  // every node has a membership, the first control plane's included (k8s-4 joins as a worker)
   expect(created.filter((c) => c.type.endsWith("KubeadmJoin")).map((c) => c.name).sort()).toEqual([
+    "k8s-1-kubeadm-join",
     "k8s-2-kubeadm-join",
     "k8s-3-kubeadm-join",
     "k8s-4-kubeadm-join",

@@ -42,16 +42,19 @@ const lines: [string, string][] = [
   ["upload certs", k.uploadCertsCommand("0".repeat(64))],
   ["certificate key", k.certificateKeyCommand],
   ["join", k.joinCommand("/etc/kubernetes/kubeadm-join.yaml")],
-  ["reset", k.resetCommand.split(" && ")[0]],
+  ["reset", k.resetCommand("systemd").split(" && ")[1]],
   ["node exists", k.nodeExistsCommand("k8s-2")],
   ["untaint", k.untaintCommand("k8s-2").split(" 2>&1")[0]],
   ["drain", k.drainCommand("k8s-2")],
   ["delete node", k.deleteNodeCommand("k8s-2")],
   ["delete uploaded certs", k.deleteUploadedCertsCommand],
+  ["list and delete tokens", k.deleteAllTokensCommand],
 ];
 
 test.each(lines)("%s: subcommand and flags exist", (_name, line) => {
-  const { tool, sub, flags } = parse(line.split(" 2>&1")[0].split(" >")[0]);
+  // the last step of a command line (after LOCAL_KUBECONFIG), with its kubeconfig named
+  const last = line.split(" && ").pop()!.replace(/"\$k"/g, k.ADMIN_CONF);
+  const { tool, sub, flags } = parse(last.split(" 2>&1")[0].split(" >")[0]);
   const text = help(tool, sub);
   for (const f of flags) expect({ flag: f, known: text.includes(`${f}`) }).toEqual({ flag: f, known: true });
   if (tool === "kubectl") {

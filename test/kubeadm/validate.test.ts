@@ -57,6 +57,7 @@ const variants: [string, ClusterSpec][] = [
     ),
   ],
   ["control planes keep their taint", spec((c) => (c.cluster = { untaintControlPlane: false }))],
+  ["cgroup v1 hosts, an ignored preflight check", spec((c) => (c.cluster = { allowCgroupV1: true, ignorePreflightErrors: ["Swap"] }))],
 ];
 
 test("the stack's default Kubernetes version is the one the tooling builds", () => {

@@ -1,10 +1,11 @@
-// CLI for the lab harness:  lab up [N] [--name NAME] [--base-port P]   |   lab down [--name NAME]
+// CLI for the lab harness:  lab up [N] [--name NAME] [--base-port P] [--kube]  |  lab down [--name NAME]
 //                           lab recreate HOST [--name NAME]            |   lab status [--name NAME]
 import * as path from "path";
 import { down, list, load, recreateHost, stateDirOf, up } from "./lab";
 
-function parse(argv: string[]): { cmd: string; pos: string[]; name: string; basePort: number } {
+function parse(argv: string[]): { cmd: string; pos: string[]; name: string; basePort: number; kube: boolean } {
   const pos: string[] = [];
+  let kube = false;
   let name = process.env.K8SBM_LAB_NAME || "dev";
   let basePort = Number(process.env.K8SBM_LAB_BASE_PORT ?? 22000);
   for (let i = 0; i < argv.length; i++) {
@@ -13,19 +14,20 @@ function parse(argv: string[]): { cmd: string; pos: string[]; name: string; base
     else if (a.startsWith("--name=")) name = a.slice(7);
     else if (a === "--base-port") basePort = Number(argv[++i]);
     else if (a.startsWith("--base-port=")) basePort = Number(a.slice(12));
+    else if (a === "--kube") kube = true;
     else pos.push(a);
   }
-  return { cmd: pos.shift() ?? "", pos, name, basePort };
+  return { cmd: pos.shift() ?? "", pos, name, basePort, kube };
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { cmd, pos, name, basePort } = parse(argv);
+  const { cmd, pos, name, basePort, kube } = parse(argv);
   const log = (m: string) => console.log(`[lab ${name}] ${m}`);
   const t0 = Date.now();
   switch (cmd) {
     case "up": {
       const n = pos[0] ? Number(pos[0]) : 3;
-      const st = await up(n, name, { basePort, log });
+      const st = await up(n, name, { basePort, log, kube });
       console.log(`lab ${name} up: ${st.hosts.length} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       console.log(`  state:       ${path.join(st.stateDir, "hosts.json")}`);
       console.log(`  private key: ${st.privateKeyPath}`);
@@ -54,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       break;
     default:
-      throw new Error("usage: lab up [N] [--name NAME] [--base-port P] | lab down [--name NAME] | lab recreate HOST | lab status");
+      throw new Error("usage: lab up [N] [--name NAME] [--base-port P] [--kube] | lab down [--name NAME] | lab recreate HOST | lab status");
   }
 }
 

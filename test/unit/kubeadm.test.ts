@@ -43,6 +43,17 @@ describe("kubeadm init config (v1beta4)", () => {
     expect(i.certificateKey).toBeUndefined();
   });
 
+  test("cgroup v1 hosts: the kubelet is told to run there and kubeadm skips SystemVerification", () => {
+    expect(init.KubeletConfiguration.failCgroupV1).toBeUndefined();
+    expect(init.InitConfiguration.nodeRegistration.ignorePreflightErrors).toBeUndefined();
+    const v1 = specWith((c) => (c.cluster = { allowCgroupV1: true, ignorePreflightErrors: ["Swap", "SystemVerification"] }));
+    const k = byKind(kubeadmInitConfig(v1, v1.nodes[0]));
+    expect(k.KubeletConfiguration.failCgroupV1).toBe(false);
+    expect(k.InitConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(["Swap", "SystemVerification"]);
+    const join = byKind(kubeadmJoinConfig(v1, v1.nodes[3], { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash }));
+    expect(join.JoinConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(["Swap", "SystemVerification"]);
+  });
+
   test("ClusterConfiguration: VIP endpoint, seed networking, proxy disabled", () => {
     const c = init.ClusterConfiguration;
     expect(c.controlPlaneEndpoint).toBe("10.118.12.100:6443");
