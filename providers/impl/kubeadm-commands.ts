@@ -70,8 +70,8 @@ export const joinCommand = (configPath: string) => `kubeadm join --config ${q(co
 // The seed's removal: stop the kubelet (so it restarts no static pod while kubeadm cleans up),
 // `kubeadm reset` (which also leaves etcd for a control plane), then the CNI config and
 // cilium's binaries. /etc/cni/net.d is emptied, not removed: containerd 2 exits when the
-// directory it watches disappears. The kubelet stays stopped; a node that joins again gets it
-// started first (restartKubeletCommand), as its package would have it running.
+// directory it watches disappears. The kubelet stays stopped; before a node is initialized or
+// joins, it is started (startKubeletCommand), as its package leaves it running.
 export const resetCommand = (init: InitSystem) =>
   [
     `{ ${serviceCommands(init).stop("kubelet")} >/dev/null 2>&1 || true; }`,

@@ -76,10 +76,9 @@ async function ensureCluster(inputs: KubeadmInitInputs): Promise<Host> {
   }
   await assertNoCluster(inputs);
   const host = await hostOf(inputs.connection);
-  if ((await host.exec(k.localStateCommand)).stdout.trim() === "present") {
-    await host.exec(k.resetCommand(inputs.init ?? "systemd"), { mutates: true, timeoutMs: 10 * 60_000 });
-    await host.exec(k.startKubeletCommand(inputs.init ?? "systemd"), { mutates: true });
-  }
+  const init = inputs.init ?? "systemd";
+  if ((await host.exec(k.localStateCommand)).stdout.trim() === "present") await host.exec(k.resetCommand(init), { mutates: true, timeoutMs: 10 * 60_000 });
+  await host.exec(k.startKubeletCommand(init), { mutates: true });
   await host.exec(k.initCommand(inputs.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
   await host.exec(k.copyAdminConfCommand, { mutates: true });
   await host.exec(`${k.deleteAllTokensCommand} && ${k.deleteUploadedCertsCommand}`, { mutates: true });

@@ -116,10 +116,9 @@ async function join(inputs: KubeadmJoinInputs): Promise<void> {
   const node = await hostOf(inputs.connection);
   // Half-joined (an earlier join died midway): start clean.
   const init = inputs.init ?? "systemd";
-  if ((await node.exec(k.localStateCommand)).stdout.trim() === "present") {
-    await node.exec(k.resetCommand(init), { mutates: true, timeoutMs: 10 * 60_000 });
-    await node.exec(k.startKubeletCommand(init), { mutates: true });
-  }
+  if ((await node.exec(k.localStateCommand)).stdout.trim() === "present") await node.exec(k.resetCommand(init), { mutates: true, timeoutMs: 10 * 60_000 });
+  // running, as its package leaves it (a node removed earlier had it stopped)
+  await node.exec(k.startKubeletCommand(init), { mutates: true });
   if (inputs.controlPlane) await prepareEtcdForJoin(leader, inputs);
   const token = (await leader.exec(k.tokenCreateCommand(self), { mutates: true })).stdout.trim();
   try {

@@ -15,6 +15,9 @@ import { LabStack, labStackConfig } from "../lab/stack";
 import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH } from "../../render/kubeadm";
 import { memberListCommand } from "../../providers/impl/etcd-members";
 
+// each step is a real `pulumi up` on a 2-core machine running up to 4 control planes
+jest.setTimeout(15 * 60_000);
+
 const LAB = "cluster";
 const BASE_PORT = 22120;
 const CP = ["control-plane", "balancer"];
@@ -181,6 +184,21 @@ describeLab("a live cluster through pulumi up", () => {
     // back to the config that is: nothing left to do but what the refused run changed
     setNodes([node(2, CP), node(3, CP), node(5, CP), node(4, ["worker"])]);
     up_("back after the refusal");
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  test("a control plane whose etcd died is replaced: its member leaves first, then a removed node rejoins", async () => {
+    // k8s-3's control plane dies (kubelet stopped, every container stopped); SSH still answers
+    await sh("k8s-3", "/etc/init.d/kubelet stop; crictl -r unix:///run/containerd/containerd.sock ps -q | xargs -r crictl -r unix:///run/containerd/containerd.sock stop -t 0 >/dev/null");
+    for (let i = 0; i < 30 && (await healthyMembers("k8s-2")).includes("k8s-3"); i++) await new Promise((r) => setTimeout(r, 1000));
+    expect(await healthyMembers("k8s-2")).toEqual(["k8s-2", "k8s-5"]);
+    // k8s-1 (reset when it was replaced) comes back in k8s-3's place
+    setNodes([node(2, CP), node(5, CP), node(1, CP), node(4, ["worker"])]);
+    up_("replace a dead control plane by a removed node");
+    expect(await etcdMembers("k8s-2")).toEqual(["k8s-1", "k8s-2", "k8s-5"]);
+    expect(await healthyMembers("k8s-2")).toEqual(["k8s-1", "k8s-2", "k8s-5"]);
+    expect(await nodeNames("k8s-2")).toEqual(["k8s-1", "k8s-2", "k8s-4", "k8s-5"]);
+    expect(await residue("k8s-3")).toBe("");
     stack.run(["preview", "--expect-no-changes"]);
   });
 
