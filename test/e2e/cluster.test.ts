@@ -202,6 +202,15 @@ describeLab("a live cluster through pulumi up", () => {
     stack.run(["preview", "--expect-no-changes"]);
   });
 
+  test("a removed worker is drained, deleted from the API and reset", async () => {
+    setNodes([node(2, CP), node(5, CP), node(1, CP)]);
+    up_("remove a worker");
+    expect(await nodeNames("k8s-2")).toEqual(["k8s-1", "k8s-2", "k8s-5"]);
+    expect(await residue("k8s-4")).toBe("");
+    expect(await sh("k8s-4", "pgrep -x kubelet || echo stopped")).toContain("stopped");
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
   test("destroy takes every node out and resets it", async () => {
     const r = stack.run(["destroy", "--yes", "--skip-preview"]);
     timings.destroy = r.seconds;
