@@ -1,9 +1,9 @@
 // The one place that reads pulumi.Config: raw stack config -> validated ClusterSpec + secrets.
 // Any problem fails here, at preview, before a host is touched.
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig } from "./spec/parse";
-import type { ClusterSpec } from "./spec/model";
-import { SECRET_KEYS, stackConfigSchema, type SecretKey } from "./spec/schema";
+import { ConfigError, parseStackConfig } from "./model/parse";
+import type { ClusterSpec } from "./model/model";
+import { SECRET_KEYS, stackConfigSchema, type SecretKey } from "./model/schema";
 
 // Not re-exported by @pulumi/pulumi's index; it tells whether a key was set with --secret.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -38,7 +38,14 @@ export function loadConfig(): LoadedConfig {
     if (v !== undefined) secretValues.set(key, v);
   }
   const plaintext = [...secretValues.keys()].filter((k) => !isConfigSecret(`${namespace}:${k}`));
-  const spec = parseStackConfig(namespace, raw, new Set(secretValues.keys()), allKeys, plaintext);
+  let spec: ClusterSpec;
+  try {
+    spec = parseStackConfig(namespace, raw, new Set(secretValues.keys()), allKeys, plaintext);
+  } catch (e) {
+    // Pulumi's way to end a program with a message: printed as is, no stack trace, non-zero exit.
+    if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
   return {
     spec,
     secrets: {

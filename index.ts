@@ -1,7 +1,4 @@
-// Composition only: config -> components -> stack outputs. The order is the seed's:
-// hosts prepared -> keepalived on the first control plane -> kubeadm init -> other control
-// planes join one at a time (keepalived starts on each after its join) -> cilium -> workers
-// join -> addons.
+// Composition only, in the seed's order: config -> one line per rollout step -> stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import { Addons } from "./components/addons";
 import { Cilium } from "./components/cilium";
@@ -14,61 +11,47 @@ import { expectedHolders, planVrrp } from "./plan/vrrp";
 
 const { spec, secrets } = loadConfig();
 const { config } = spec;
+const { layers } = config;
+const first = spec.controlPlanes[0];
+const rehearse = config.cluster.rehearse;
+const kubernetes = layers.hosts && layers.kubernetes;
 
+// 0. the seed's libvirt lab (dev stack): NAT networks and one VM per node
 const lab = config.lab.enabled ? new LibvirtLab("lab", { spec, secrets }) : undefined;
 
-// layers.hosts false: a stack that only builds the libvirt lab, never connecting to the nodes
-// (every later layer needs hosts; spec/checks.ts enforces that).
-const hosts: Record<string, ClusterHost> = !config.layers.hosts
-  ? {}
-  : Object.fromEntries(
-      spec.nodes.map((node) => [node.name, new ClusterHost(
-          node.name,
-          { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
-          lab ? { dependsOn: [lab.vms[node.name]] } : {},
-        ),]),
-    );
-const connections = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.connection]));
-const prepared = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.prepared]));
+// 1. every node prepared: pinned SSH identity, packages, kernel settings, files, containerd
+//    (layers.hosts false: a stack that only builds the lab; model/checks.ts requires hosts for the rest)
+const hosts = !layers.hosts ? {} : Object.fromEntries(spec.nodes.map((node) => [node.name, new ClusterHost(node.name,
+  { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
+  lab ? { dependsOn: [lab.vms[node.name]] } : {})]));
 
-// Keepalived on a control plane other than the first starts only once it has joined.
-let membersOf: (name: string) => pulumi.Resource[] = () => [];
-let openGates!: () => void;
-const membersKnown = new Promise<void>((resolve) => (openGates = resolve));
-const first = spec.controlPlanes[0];
-const vrrp = !config.layers.hosts ? undefined : new VrrpMesh("vrrp", {
-  spec,
-  secrets,
-  connections,
-  prepared,
-  startAfter: (node) => (config.layers.kubernetes && node.controlPlane && node !== first ? membersKnown.then(() => membersOf(node.name)) : []),
-});
+// 2. VRRP configuration: keepalived.conf and the apiserver check on balancers, policy routing everywhere
+const vrrp = layers.hosts ? new VrrpMesh("vrrp", { spec, secrets, hosts }) : undefined;
 
-let adminKubeconfig: pulumi.Output<string> | undefined;
-let rehearsal: pulumi.Output<string> | undefined;
-if (config.layers.kubernetes) {
-  const rehearse = config.cluster.rehearse;
-  const controlPlane = new ControlPlane("control-plane", {
-    spec,
-    connections,
-    prepared,
-    vipReady: first && vrrp?.keepalived[first.name] ? [vrrp.keepalived[first.name]] : [],
-    dryRun: rehearse,
-  });
-  if (rehearse) rehearsal = controlPlane.init.dryRunOutput;
-  membersOf = (name) => (controlPlane.members[name] ? [controlPlane.members[name]] : []);
-  adminKubeconfig = controlPlane.adminKubeconfig;
+// 3. keepalived on the first control plane: the API VIP answers before the cluster needs it
+const firstVip = first && vrrp?.start(first);
 
-  const networkReady: pulumi.Resource[] = Object.values(controlPlane.members);
-  if (!rehearse && config.layers.cilium && config.cilium.enabled) {
-    const cilium = new Cilium("cilium", { spec, adminKubeconfig, tunnelVia: connections[first.name], after: networkReady });
-    networkReady.push(cilium.release);
-    if (config.layers.addons)
-      new Addons("addons", { spec, provider: cilium.provider, tsigSecret: secrets.certManagerTsigSecret, after: [cilium.release] });
-  }
-  if (!rehearse) new Workers("workers", { spec, connections, prepared, after: networkReady });
+// 4. the cluster: `kubeadm init` on the first control plane (or its --dry-run rehearsal)
+const cluster = kubernetes ? new ControlPlane("control-plane", { spec, hosts, after: firstVip ? [firstVip] : [], dryRun: rehearse }) : undefined;
+
+// 5. control planes join one at a time; keepalived starts on each after its join
+for (const node of spec.controlPlanes) {
+  const member = cluster && !rehearse ? cluster.join(node) : undefined;
+  if (node !== first) vrrp?.start(node, member ? [member] : []);
 }
-openGates();
+for (const node of spec.nodes.filter((n) => !n.controlPlane)) vrrp?.start(node); // balancers
+
+// 6. the network: cilium replaces kube-proxy
+const live = cluster && !rehearse ? cluster : undefined;
+const network = live && layers.cilium && config.cilium.enabled
+  ? new Cilium("cilium", { spec, adminKubeconfig: live.adminKubeconfig, tunnelVia: hosts[first.name].connection, after: live.members })
+  : undefined;
+
+// 7. workers join once the network is up
+if (live) new Workers("workers", { spec, hosts, after: network ? [...live.members, network.release] : live.members });
+
+// 8. add-ons
+if (network && layers.addons) new Addons("addons", { spec, provider: network.provider, tsigSecret: secrets.certManagerTsigSecret, after: [network.release] });
 
 const holders = expectedHolders(planVrrp(spec));
 
@@ -80,7 +63,7 @@ export = {
   nodes: Object.fromEntries(
     spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name]?.hostKeyFingerprint }]),
   ),
-  ...(adminKubeconfig && !config.cluster.rehearse ? { kubeconfig: pulumi.secret(adminKubeconfig) } : {}),
+  ...(live ? { kubeconfig: pulumi.secret(live.adminKubeconfig) } : {}),
   // `kubeadm init --dry-run` output of a rehearsal (secret: it shows a join token)
-  ...(rehearsal ? { kubeadmDryRun: pulumi.secret(rehearsal) } : {}),
+  ...(cluster && rehearse ? { kubeadmDryRun: pulumi.secret(cluster.init.dryRunOutput) } : {}),
 };

@@ -2,7 +2,7 @@
 // cert-manager with Let's Encrypt ClusterIssuers solving DNS-01 over RFC2136, ingress-nginx.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterSpec } from "../spec/model";
+import type { ClusterSpec } from "../model/model";
 
 export interface AddonsArgs {
   spec: ClusterSpec;

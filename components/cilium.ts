@@ -3,16 +3,16 @@
 // admin kubeconfig output (direct, or through an SSH tunnel via the first control plane).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs } from "../providers/connection";
+import type { SshTarget } from "../providers/ssh/types";
 import { ciliumValues } from "../render/cilium";
-import type { ClusterSpec } from "../spec/model";
+import type { ClusterSpec } from "../model/model";
 import { kubeconfigViaTunnel, openApiTunnel } from "./tunnel";
 
 export interface CiliumArgs {
   spec: ClusterSpec;
   adminKubeconfig: pulumi.Output<string>;
   /** the first control plane: the tunnel's way in */
-  tunnelVia: pulumi.Input<ConnectionArgs>;
+  tunnelVia: pulumi.Input<SshTarget>;
   after: pulumi.Resource[];
 }
 

@@ -3,10 +3,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import { packagesFor } from "../providers/os/configurer";
-import type { ConnectionArgs } from "../providers/connection";
 import { FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
+import type { SshTarget } from "../providers/ssh/types";
 import * as host from "../render/host";
-import type { ClusterSpec, NodeSpec } from "../spec/model";
+import type { ClusterSpec, NodeSpec } from "../model/model";
 
 export interface ClusterHostArgs {
   spec: ClusterSpec;
@@ -16,11 +16,17 @@ export interface ClusterHostArgs {
   pinnedHostKey?: pulumi.Input<string>;
 }
 
-export class ClusterHost extends pulumi.ComponentResource {
+/** What later steps need of a node: how to reach it, and what must exist before they touch it. */
+export interface PreparedNode {
   /** how every resource reaches this node, host key pinned by the node's SshHost */
-  readonly connection: pulumi.Output<ConnectionArgs>;
-  readonly hostKeyFingerprint: pulumi.Output<string>;
+  readonly connection: pulumi.Output<SshTarget>;
   /** everything that must exist before VRRP or kubeadm touch the node */
+  readonly prepared: pulumi.Resource[];
+}
+
+export class ClusterHost extends pulumi.ComponentResource implements PreparedNode {
+  readonly connection: pulumi.Output<SshTarget>;
+  readonly hostKeyFingerprint: pulumi.Output<string>;
   readonly prepared: pulumi.Resource[];
 
   constructor(name: string, args: ClusterHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -39,8 +45,8 @@ export class ClusterHost extends pulumi.ComponentResource {
       retries: config.ssh.retries,
     };
     const pinned = node.ssh.hostKey ?? args.pinnedHostKey;
-    const identity = new SshHost(`${name}-ssh`, { connection: base, ...(pinned ? { pinnedHostKey: pinned } : {}) }, p);
-    this.connection = pulumi.output(identity.hostKey).apply((hostKey) => ({ ...base, hostKey })) as pulumi.Output<ConnectionArgs>;
+    const identity = new SshHost(`${name}-ssh`, { connection: pulumi.output(base), ...(pinned ? { pinnedHostKey: pinned } : {}) }, p);
+    this.connection = pulumi.output({ ...base, hostKey: identity.hostKey });
     this.hostKeyFingerprint = identity.fingerprint;
     const connection = this.connection;
     const after = { parent: this, dependsOn: [identity] };

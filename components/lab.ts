@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import { LibvirtDomain, LibvirtNetwork, LibvirtVolume, SshKeyPair } from "../providers/resources";
 import * as lv from "../render/libvirt";
-import type { ClusterSpec } from "../spec/model";
+import type { ClusterSpec } from "../model/model";
 
 export interface LibvirtLabArgs {
   spec: ClusterSpec;

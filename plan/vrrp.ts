@@ -1,5 +1,5 @@
 // Who holds which VIP at what priority: the seed's rotation, generalised. Pure.
-import type { ClusterSpec, NodeSpec } from "../spec/model";
+import type { ClusterSpec, NodeSpec } from "../model/model";
 
 export interface VrrpInstance {
   /** keepalived instance name: "control_plane" or "wan_<index>" as in the seed */

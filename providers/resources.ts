@@ -1,193 +1,134 @@
-// Typed Pulumi resources over the dynamic providers in providers/impl. Each shows up in
-// `pulumi preview` as pulumi-nodejs:k8sbm:<Type>.
+// The Pulumi side of the dynamic providers in providers/impl. A resource kind is declared once:
+// its inputs, state and behaviour live in providers/impl/<kind>.ts (`provider: Provider<I, O>`);
+// the class here is derived from that declaration, so a drifted field or a misspelt kind fails
+// `tsc`. Each shows up in `pulumi preview` as pulumi-nodejs:k8sbm:<Type>.
 import * as pulumi from "@pulumi/pulumi";
-import { withSecretConnection, type ConnectionArgs } from "./connection";
 import { lazyProvider } from "./dynamic";
-import type { Mount } from "./impl/host-settings";
-import type { Route, Rule } from "./impl/policy-routing";
-import type { InitSystem, OsFamily } from "../spec/schema";
+import type { Provider } from "./impl/common";
 
-const MODULE = "k8sbm";
+/** Every provider implementation, by kind (= its file name under providers/impl). */
+export interface Kinds {
+  "ssh-host": typeof import("./impl/ssh-host");
+  "ssh-keypair": typeof import("./impl/ssh-keypair");
+  "remote-file": typeof import("./impl/remote-file");
+  "file-block": typeof import("./impl/file-block");
+  packages: typeof import("./impl/packages");
+  "host-settings": typeof import("./impl/host-settings");
+  service: typeof import("./impl/service");
+  "policy-routing": typeof import("./impl/policy-routing");
+  "kubeadm-init": typeof import("./impl/kubeadm-init");
+  "kubeadm-join": typeof import("./impl/kubeadm-join");
+  "libvirt-network": typeof import("./impl/libvirt-network");
+  "libvirt-volume": typeof import("./impl/libvirt-volume");
+  "libvirt-domain": typeof import("./impl/libvirt-domain");
+}
+export type Kind = keyof Kinds;
+export type InputsOf<K extends Kind> = Kinds[K]["provider"] extends Provider<infer I, unknown> ? I : never;
+export type StateOf<K extends Kind> = Kinds[K]["provider"] extends Provider<never, infer O> ? O : never;
+
+/** Each field may be a Pulumi Input (an Output of another resource, a promise, or plain). */
+export type Inputs<T> = { [P in keyof T]: pulumi.Input<T[P]> };
+/** What a resource records beyond its inputs, readable as Outputs. */
+type Recorded<K extends Kind> = Exclude<keyof StateOf<K>, keyof InputsOf<K>>;
+type OutputProps<K extends Kind, P extends keyof StateOf<K>> = { readonly [Q in P]: pulumi.Output<StateOf<K>[Q]> };
+
+interface Shape<K extends Kind, D extends keyof InputsOf<K>, X extends keyof StateOf<K>> {
+  /** the `pulumi-nodejs:k8sbm:<type>` token: part of every URN, so never renamed */
+  type: string;
+  /** inputs that default when not given */
+  defaults?: Pick<InputsOf<K>, D>;
+  /** state kept secret in the state file (beyond the connection, which always is) */
+  secret?: readonly (keyof StateOf<K>)[];
+  /** inputs readable as outputs on the resource object */
+  expose?: readonly X[];
+}
+
 type Opts = pulumi.CustomResourceOptions;
+type Args<K extends Kind, D extends keyof InputsOf<K>> = Inputs<Omit<InputsOf<K>, D>> & Partial<Inputs<Pick<InputsOf<K>, D>>>;
+export type ResourceClass<K extends Kind, D extends keyof InputsOf<K>, X extends keyof StateOf<K>, Extra = object> = new (
+  name: string,
+  args: Args<K, D> & Extra,
+  opts?: Opts,
+) => pulumi.dynamic.Resource & OutputProps<K, Recorded<K> | X>;
 
-export class SshHost extends pulumi.dynamic.Resource {
-  declare readonly hostKey: pulumi.Output<string>;
-  declare readonly fingerprint: pulumi.Output<string>;
-  constructor(name: string, args: { connection: pulumi.Input<Omit<ConnectionArgs, "hostKey">>; pinnedHostKey?: pulumi.Input<string> }, opts?: Opts) {
-    super(lazyProvider("ssh-host"), name, { ...args, hostKey: undefined, fingerprint: undefined }, withSecretConnection(opts), MODULE, "SshHost");
-  }
+/**
+ * Derives the resource class of `kind`. Its recorded state (outputs) starts unknown, and the
+ * connection, which carries the SSH private key, is always stored as a secret.
+ */
+function resource<K extends Kind, D extends keyof InputsOf<K> = never, X extends keyof StateOf<K> = never>(
+  kind: K,
+  recorded: readonly Recorded<K>[],
+  shape: Shape<K, D, X>,
+): ResourceClass<K, D, X> {
+  return class extends pulumi.dynamic.Resource {
+    constructor(name: string, args: Args<K, D>, opts?: Opts) {
+      const secret = [...(shape.secret ?? []), ...("connection" in args ? ["connection"] : [])] as string[];
+      const props = { ...shape.defaults, ...args, ...Object.fromEntries(recorded.map((k) => [k, undefined])) };
+      const o = secret.length ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), ...secret] } : opts;
+      super(lazyProvider(kind), name, props, o, "k8sbm", shape.type);
+    }
+  } as unknown as ResourceClass<K, D, X>;
 }
 
-export interface RemoteFileArgs {
-  connection: pulumi.Input<ConnectionArgs>;
-  path: string;
-  content: pulumi.Input<string>;
-  mode: string;
-}
+/** A node's SSH identity: the host key pinned from config, or recorded on first contact. */
+export const SshHost = resource("ssh-host", ["hostKey", "fingerprint"], { type: "SshHost", expose: ["connection"] });
+export type SshHost = InstanceType<typeof SshHost>;
 
-export class RemoteFile extends pulumi.dynamic.Resource {
-  declare readonly content: pulumi.Output<string>;
-  constructor(name: string, args: RemoteFileArgs & { secretContent?: boolean }, opts?: Opts) {
+/** An ed25519 key pair made by the program (a lab VM's host key). */
+export const SshKeyPair = resource("ssh-keypair", ["publicKey", "privateKey"], { type: "SshKeyPair", secret: ["privateKey"] });
+export type SshKeyPair = InstanceType<typeof SshKeyPair>;
+
+const RemoteFileBase = resource("remote-file", ["backup"], { type: "RemoteFile", expose: ["content"] });
+/** A whole file the program owns; `secretContent` keeps its content out of the state in clear. */
+export class RemoteFile extends RemoteFileBase {
+  constructor(name: string, args: ConstructorParameters<typeof RemoteFileBase>[1] & { secretContent?: boolean }, opts?: Opts) {
     const { secretContent, ...props } = args;
-    const o = withSecretConnection(opts);
-    if (secretContent) o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "content"];
-    super(lazyProvider("remote-file"), name, { ...props, backup: undefined }, o, MODULE, "RemoteFile");
+    super(name, props, secretContent ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "content"] } : opts);
   }
 }
 
-export class FileBlock extends pulumi.dynamic.Resource {
-  constructor(
-    name: string,
-    args: { connection: pulumi.Input<ConnectionArgs>; path: string; marker: string; body: pulumi.Input<string>; position: "top" | "bottom" },
-    opts?: Opts,
-  ) {
-    super(lazyProvider("file-block"), name, { ...args, createdFile: undefined }, withSecretConnection(opts), MODULE, "FileBlock");
+/** A marked block in a file the program shares with the system. */
+export const FileBlock = resource("file-block", ["createdFile"], { type: "FileBlock" });
+export type FileBlock = InstanceType<typeof FileBlock>;
+
+export const Packages = resource("packages", ["installedByUs"], { type: "Packages" });
+export type Packages = InstanceType<typeof Packages>;
+
+/** Kernel modules, sysctl values and mounts, live and restored on delete. */
+export const HostSettings = resource("host-settings", ["restore"], { type: "HostSettings" });
+export type HostSettings = InstanceType<typeof HostSettings>;
+
+export const Service = resource("service", ["before"], {
+  type: "Service",
+  defaults: { reloadToken: "", restartToken: "", readyCheck: "" },
+});
+export type Service = InstanceType<typeof Service>;
+
+export const PolicyRouting = resource("policy-routing", [], { type: "PolicyRouting" });
+export type PolicyRouting = InstanceType<typeof PolicyRouting>;
+
+/** The cluster: `kubeadm init` once, then its admin kubeconfig and CA hash from any control plane. */
+export const KubeadmInit = resource("kubeadm-init", ["adminKubeconfig", "caCertHash", "dryRunOutput"], {
+  type: "KubeadmInit",
+  // the dry-run output prints a bootstrap token and the certificate key
+  secret: ["adminKubeconfig", "dryRunOutput", "controlPlanes"],
+});
+export type KubeadmInit = InstanceType<typeof KubeadmInit>;
+
+/** One node's membership of the cluster. */
+export const KubeadmJoin = resource("kubeadm-join", ["member"], { type: "KubeadmJoin", secret: ["controlPlanes"] });
+export type KubeadmJoin = InstanceType<typeof KubeadmJoin>;
+
+export const LibvirtNetwork = resource("libvirt-network", [], { type: "LibvirtNetwork" });
+export type LibvirtNetwork = InstanceType<typeof LibvirtNetwork>;
+
+const LibvirtVolumeBase = resource("libvirt-volume", ["path"], { type: "LibvirtVolume" });
+/** A disk or a cloud-init seed ISO in a libvirt pool; a seed's content is secret (it holds a host key). */
+export class LibvirtVolume extends LibvirtVolumeBase {
+  constructor(name: string, args: ConstructorParameters<typeof LibvirtVolumeBase>[1], opts?: Opts) {
+    super(name, args, args.cloudInit ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "cloudInit"] } : opts);
   }
 }
 
-export class Packages extends pulumi.dynamic.Resource {
-  constructor(name: string, args: { connection: pulumi.Input<ConnectionArgs>; os: OsFamily; packages: string[] }, opts?: Opts) {
-    super(lazyProvider("packages"), name, { ...args, installedByUs: undefined }, withSecretConnection(opts), MODULE, "Packages");
-  }
-}
-
-export class HostSettings extends pulumi.dynamic.Resource {
-  constructor(
-    name: string,
-    args: { connection: pulumi.Input<ConnectionArgs>; modules: string[]; sysctl: Record<string, string>; mounts: Mount[] },
-    opts?: Opts,
-  ) {
-    super(lazyProvider("host-settings"), name, { ...args, restore: undefined }, withSecretConnection(opts), MODULE, "HostSettings");
-  }
-}
-
-export interface ServiceArgs {
-  connection: pulumi.Input<ConnectionArgs>;
-  init: InitSystem;
-  name: string;
-  enabled: boolean;
-  /** null: leave it to someone else (kubeadm starts the kubelet) */
-  running: boolean | null;
-  reloadToken?: pulumi.Input<string>;
-  restartToken?: pulumi.Input<string>;
-  /** polled after start/reload until it exits 0 */
-  readyCheck?: string;
-}
-
-export class Service extends pulumi.dynamic.Resource {
-  constructor(name: string, args: ServiceArgs, opts?: Opts) {
-    super(
-      lazyProvider("service"),
-      name,
-      { reloadToken: "", restartToken: "", readyCheck: "", ...args, before: undefined },
-      withSecretConnection(opts),
-      MODULE,
-      "Service",
-    );
-  }
-}
-
-export class PolicyRouting extends pulumi.dynamic.Resource {
-  constructor(name: string, args: { connection: pulumi.Input<ConnectionArgs>; routes: Route[]; rules: Rule[] }, opts?: Opts) {
-    super(lazyProvider("policy-routing"), name, args, withSecretConnection(opts), MODULE, "PolicyRouting");
-  }
-}
-
-export interface KubeadmInitArgs {
-  connection: pulumi.Input<ConnectionArgs>;
-  nodeName: string;
-  /** every control plane: the cluster answers through any of them */
-  leaders: pulumi.Input<pulumi.Input<ConnectionArgs>[]>;
-  init: InitSystem;
-  configPath: string;
-  config: pulumi.Input<string>;
-  untaint: boolean;
-  dryRun: boolean;
-}
-
-export class KubeadmInit extends pulumi.dynamic.Resource {
-  declare readonly adminKubeconfig: pulumi.Output<string>;
-  declare readonly caCertHash: pulumi.Output<string>;
-  declare readonly dryRunOutput: pulumi.Output<string>;
-  constructor(name: string, args: KubeadmInitArgs, opts?: Opts) {
-    const o = withSecretConnection(opts);
-    // the dry-run output prints a bootstrap token and the certificate key
-    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "adminKubeconfig", "dryRunOutput", "leaders"];
-    super(
-      lazyProvider("kubeadm-init"),
-      name,
-      { ...args, adminKubeconfig: undefined, caCertHash: undefined, dryRunOutput: undefined },
-      o,
-      MODULE,
-      "KubeadmInit",
-    );
-  }
-}
-
-export interface KubeadmJoinArgs {
-  connection: pulumi.Input<ConnectionArgs>;
-  leaders: pulumi.Input<pulumi.Input<ConnectionArgs>[]>;
-  nodeName: string;
-  controlPlane: boolean;
-  untaint: boolean;
-  joinConfiguration: Record<string, unknown>;
-  configPath: string;
-  /** run on the node before it leaves: keepalived stops, its VIPs move ("" for none) */
-  handOver: string;
-  init: InitSystem;
-}
-
-export class KubeadmJoin extends pulumi.dynamic.Resource {
-  constructor(name: string, args: KubeadmJoinArgs, opts?: Opts) {
-    const o = withSecretConnection(opts);
-    o.additionalSecretOutputs = [...(o.additionalSecretOutputs ?? []), "leaders"];
-    super(lazyProvider("kubeadm-join"), name, { ...args, member: undefined }, o, MODULE, "KubeadmJoin");
-  }
-}
-
-
-export class SshKeyPair extends pulumi.dynamic.Resource {
-  declare readonly publicKey: pulumi.Output<string>;
-  declare readonly privateKey: pulumi.Output<string>;
-  constructor(name: string, args: { comment: string }, opts?: Opts) {
-    super(
-      lazyProvider("ssh-keypair"),
-      name,
-      { ...args, publicKey: undefined, privateKey: undefined },
-      { ...opts, additionalSecretOutputs: ["privateKey"] },
-      MODULE,
-      "SshKeyPair",
-    );
-  }
-}
-
-export class LibvirtNetwork extends pulumi.dynamic.Resource {
-  constructor(name: string, args: { uri: string; name: string; xml: string }, opts?: Opts) {
-    super(lazyProvider("libvirt-network"), name, args, opts, MODULE, "LibvirtNetwork");
-  }
-}
-
-export class LibvirtVolume extends pulumi.dynamic.Resource {
-  declare readonly path: pulumi.Output<string>;
-  constructor(
-    name: string,
-    args: {
-      uri: string;
-      pool: string;
-      name: string;
-      capacityGiB?: number;
-      baseImage?: string;
-      cloudInit?: pulumi.Input<{ userData: string; metaData: string; networkConfig: string }>;
-    },
-    opts?: Opts,
-  ) {
-    const o = args.cloudInit ? { ...opts, additionalSecretOutputs: ["cloudInit"] } : opts;
-    super(lazyProvider("libvirt-volume"), name, { ...args, path: undefined }, o, MODULE, "LibvirtVolume");
-  }
-}
-
-export class LibvirtDomain extends pulumi.dynamic.Resource {
-  constructor(name: string, args: { uri: string; name: string; xml: pulumi.Input<string>; running: boolean }, opts?: Opts) {
-    super(lazyProvider("libvirt-domain"), name, args, opts, MODULE, "LibvirtDomain");
-  }
-}
+export const LibvirtDomain = resource("libvirt-domain", [], { type: "LibvirtDomain" });
+export type LibvirtDomain = InstanceType<typeof LibvirtDomain>;

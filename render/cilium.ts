@@ -1,6 +1,6 @@
 // Helm values for the cilium chart (SPEC §5): the seed's cilium 1.8 flags in today's keys. Pure.
 import YAML from "yaml";
-import type { ClusterSpec } from "../spec/model";
+import type { ClusterSpec } from "../model/model";
 import { HASH_HEADER, deepMerge, sortKeysDeep } from "./common";
 
 /** The chart values derived from the seed, before the stack's `cilium.values` overrides. */

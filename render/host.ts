@@ -1,6 +1,6 @@
 // Host preparation files (SPEC §2). Pure. Whole files carry the header; single lines meant for
 // shared files (/etc/fstab, /etc/hosts, /etc/rc.conf) do not.
-import type { NodeSpec } from "../spec/model";
+import type { NodeSpec } from "../model/model";
 import { HASH_HEADER, assertSafeWord, text } from "./common";
 
 export const SYSCTL_PATH = "/etc/sysctl.d/90-k8s-baremetal.conf";

@@ -1,7 +1,7 @@
 // keepalived.conf and the apiserver health check, per node. Pure.
 import type { NodeVrrpPlan, VrrpInstance } from "../plan/vrrp";
-import type { ClusterSpec, NodeSpec } from "../spec/model";
-import type { StackConfig } from "../spec/schema";
+import type { ClusterSpec, NodeSpec } from "../model/model";
+import type { StackConfig } from "../model/schema";
 import { HASH_HEADER, assertSafeWord, compareAddresses, text } from "./common";
 
 export const KEEPALIVED_CONF_PATH = "/etc/keepalived/keepalived.conf";

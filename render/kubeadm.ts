@@ -1,6 +1,6 @@
 // kubeadm configuration files (kubeadm.k8s.io/v1beta4; the seed used v1beta2). Pure.
 import YAML from "yaml";
-import type { ClusterSpec, NodeSpec } from "../spec/model";
+import type { ClusterSpec, NodeSpec } from "../model/model";
 import { HASH_HEADER, compareAddresses, sortKeysDeep } from "./common";
 
 export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
@@ -172,27 +172,47 @@ export function kubeadmInitConfig(spec: ClusterSpec, node: NodeSpec, opts: { cer
   return body;
 }
 
-/** `kubeadm join --config` for every node after the first control plane. */
-export function kubeadmJoinConfig(spec: ClusterSpec, node: NodeSpec, creds: JoinCredentials): string {
+/** A JoinConfiguration without credentials: the join fills them in right before it runs. */
+export interface JoinConfiguration {
+  apiVersion: string;
+  kind: "JoinConfiguration";
+  discovery: { bootstrapToken: { apiServerEndpoint: string; token?: string; caCertHashes?: string[] } };
+  nodeRegistration: { name: string } & Record<string, unknown>;
+  controlPlane?: { localAPIEndpoint: { advertiseAddress: string; bindPort: number }; certificateKey?: string };
+  [key: string]: unknown;
+}
+
+/** `kubeadm join --config` for every node after the first control plane, credentials left out. */
+export function joinConfiguration(spec: ClusterSpec, node: NodeSpec): JoinConfiguration {
   const c = spec.config.cluster;
-  if (!TOKEN.test(creds.token)) throw new Error("join token must look like abcdef.0123456789abcdef");
-  if (!CA_HASH.test(creds.caCertHash)) throw new Error("caCertHash must be sha256:<64 hex characters>");
-  if (node.controlPlane && (creds.certificateKey === undefined || !CERT_KEY.test(creds.certificateKey)))
-    throw new Error(`control plane ${node.name} joins with a certificateKey of 64 hex characters (kubeadm init phase upload-certs --upload-certs)`);
-  const join = object(KUBEADM_API, "JoinConfiguration", {
-    discovery: {
-      bootstrapToken: { apiServerEndpoint: spec.controlPlaneEndpoint, token: creds.token, caCertHashes: [creds.caCertHash] },
-    },
+  return object(KUBEADM_API, "JoinConfiguration", {
+    discovery: { bootstrapToken: { apiServerEndpoint: spec.controlPlaneEndpoint } },
     nodeRegistration: nodeRegistration(spec, node),
     timeouts: timeouts(spec),
-    ...(node.controlPlane
-      ? {
-          // = --control-plane --certificate-key K --apiserver-advertise-address <wan1 ip>
-          controlPlane: { localAPIEndpoint: { advertiseAddress: node.wan1.ip, bindPort: c.apiServerPort }, certificateKey: creds.certificateKey },
-        }
-      : {}),
+    // = --control-plane --apiserver-advertise-address <wan1 ip> (the certificate key comes at join time)
+    ...(node.controlPlane ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.wan1.ip, bindPort: c.apiServerPort } } } : {}),
+  }) as JoinConfiguration;
+}
+
+/** The join file: `doc` with the credentials minted for this join, checked, serialised once. */
+export function joinConfigYaml(doc: JoinConfiguration, creds: JoinCredentials): string {
+  const name = doc.nodeRegistration.name;
+  if (!TOKEN.test(creds.token)) throw new Error("join token must look like abcdef.0123456789abcdef");
+  if (!CA_HASH.test(creds.caCertHash)) throw new Error("caCertHash must be sha256:<64 hex characters>");
+  if (doc.controlPlane && (creds.certificateKey === undefined || !CERT_KEY.test(creds.certificateKey)))
+    throw new Error(`control plane ${name} joins with a certificateKey of 64 hex characters (kubeadm init phase upload-certs --upload-certs)`);
+  const join = sortKeysDeep({
+    ...doc,
+    discovery: { bootstrapToken: { ...doc.discovery.bootstrapToken, token: creds.token, caCertHashes: [creds.caCertHash] } },
+    ...(doc.controlPlane ? { controlPlane: { ...doc.controlPlane, certificateKey: creds.certificateKey } } : {}),
   });
-  return stringify([join], (d) => {
-    d.commentBefore = ` ${HASH_HEADER.slice(2)}\n kubeadm join --config (v1beta4) for ${node.name} (${node.controlPlane ? "control plane" : "worker"}).`;
+  const { apiVersion, kind, ...body } = join;
+  return stringify([{ apiVersion, kind, ...body }], (d) => {
+    d.commentBefore = ` ${HASH_HEADER.slice(2)}\n kubeadm join --config (v1beta4) for ${name} (${doc.controlPlane ? "control plane" : "worker"}).`;
   });
+}
+
+/** `kubeadm join --config` for `node` with the given credentials (what the node gets). */
+export function kubeadmJoinConfig(spec: ClusterSpec, node: NodeSpec, creds: JoinCredentials): string {
+  return joinConfigYaml(joinConfiguration(spec, node), creds);
 }

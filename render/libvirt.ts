@@ -1,7 +1,7 @@
 // The libvirt lab (SPEC §1): network and domain XML, cloud-init NoCloud seed files. Pure.
 import YAML from "yaml";
-import type { ClusterSpec, NodeSpec } from "../spec/model";
-import { formatIPv4, parseAddressWithPrefix } from "../spec/ip";
+import type { ClusterSpec, NodeSpec } from "../model/model";
+import { formatIPv4, parseAddressWithPrefix } from "../model/ip";
 import { HEADER, HASH_HEADER, compareAddresses, sortKeysDeep, xmlEscape } from "./common";
 
 const XML_HEADER = `<!-- ${HEADER} -->`;

@@ -1,6 +1,6 @@
 // Policy routing for the external VIPs (SPEC §3): replies leave by the path the request came in.
 // Pure: data, the `ip` command lines, and the seed's OpenRC /etc/conf.d/net form.
-import type { ClusterSpec, NodeSpec } from "../spec/model";
+import type { ClusterSpec, NodeSpec } from "../model/model";
 import { HASH_HEADER, text } from "./common";
 
 /** iproute2 reads table names from this drop-in directory (the seed appended to /etc/iproute2/rt_tables). */

@@ -1,29 +1,34 @@
-// Shared by the provider implementations: reaching the host and diffing inputs.
+// Shared by the provider implementations: the provider contract, reaching the host, diffing.
 import type * as pulumi from "@pulumi/pulumi";
 import { connect } from "../ssh";
-import type { Host } from "../ssh/types";
+import type { Host, SshTarget } from "../ssh/types";
 
-export interface Connection {
-  name: string;
-  host: string;
-  port: number;
-  user: string;
-  privateKey: string;
-  hostKey: string;
-  connectTimeoutMs?: number;
-  retries?: number;
+/**
+ * A dynamic provider over plain inputs I and the state O it records. Each implementation
+ * exports `provider: Provider<I, O>`; providers/resources.ts derives the Pulumi-side resource
+ * class from that one declaration.
+ */
+export interface Provider<I, O> {
+  check?(olds: O, news: I): Promise<pulumi.dynamic.CheckResult>;
+  create(inputs: I): Promise<{ id: string; outs: O }>;
+  diff(id: string, olds: O, news: I): Promise<pulumi.dynamic.DiffResult>;
+  /** props {} when the resource is gone */
+  read(id: string, props: O): Promise<{ id: string; props: O | Record<string, never> }>;
+  update?(id: string, olds: O, news: I): Promise<{ outs: O }>;
+  delete?(id: string, props: O): Promise<void>;
 }
 
-export function hostOf(c: Connection): Promise<Host> {
+/** Connects with the fields SshTarget knows (state may carry others). */
+export function hostOf(t: SshTarget): Promise<Host> {
   return connect({
-    name: c.name,
-    host: c.host,
-    port: c.port,
-    user: c.user,
-    privateKey: c.privateKey,
-    hostKey: c.hostKey,
-    connectTimeoutMs: c.connectTimeoutMs,
-    retries: c.retries,
+    name: t.name,
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    privateKey: t.privateKey,
+    hostKey: t.hostKey,
+    connectTimeoutMs: t.connectTimeoutMs,
+    retries: t.retries,
   });
 }
 

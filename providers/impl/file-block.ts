@@ -1,12 +1,13 @@
 // FileBlock: a marked block of lines inside a file the system also owns. Only the block is
 // ours: it is inserted, kept equal to the desired body, and removed on delete.
 import type * as pulumi from "@pulumi/pulumi";
-import { q } from "../os/configurer";
+import { shq } from "../ssh/shell";
 import { extractBlock, removeBlock, upsertBlock } from "./blocks";
-import { diffOf, hostOf, type Connection } from "./common";
+import { diffOf, hostOf, type Provider } from "./common";
+import type { SshTarget } from "../ssh/types";
 
 export interface FileBlockInputs {
-  connection: Connection;
+  connection: SshTarget;
   path: string;
   /** distinguishes several blocks in one file */
   marker: string;
@@ -25,12 +26,12 @@ async function apply(inputs: FileBlockInputs): Promise<{ created: boolean }> {
   const raw = await host.readFile(inputs.path);
   const text = raw?.toString("utf8") ?? "";
   if (raw && extractBlock(text, inputs.marker) === inputs.body) return { created: false };
-  const mode = raw ? parseInt((await host.exec(`stat -c %a ${q(inputs.path)}`)).stdout.trim(), 8) : 0o644;
+  const mode = raw ? parseInt((await host.exec(`stat -c %a ${shq(inputs.path)}`)).stdout.trim(), 8) : 0o644;
   await host.writeFile(inputs.path, upsertBlock(text, inputs.marker, inputs.body, inputs.position), mode);
   return { created: !raw };
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<FileBlockInputs, FileBlockOutputs> = {
   async create(inputs: FileBlockInputs) {
     const { created } = await apply(inputs);
     const outs: FileBlockOutputs = { ...inputs, createdFile: created };
@@ -57,9 +58,9 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     if (!raw) return;
     const text = raw.toString("utf8");
     const rest = removeBlock(text, props.marker);
-    if (props.createdFile && rest.trim() === "") await host.exec(`rm -f ${q(props.path)}`, { mutates: true });
+    if (props.createdFile && rest.trim() === "") await host.exec(`rm -f ${shq(props.path)}`, { mutates: true });
     else if (rest !== text) {
-      const mode = parseInt((await host.exec(`stat -c %a ${q(props.path)}`)).stdout.trim(), 8);
+      const mode = parseInt((await host.exec(`stat -c %a ${shq(props.path)}`)).stdout.trim(), 8);
       await host.writeFile(props.path, rest, mode);
     }
   },

@@ -2,9 +2,9 @@
 // values, mounts. Files make it persistent; this makes it true now. Delete restores what was
 // there before (values, mounts, modules the program loaded).
 import type * as pulumi from "@pulumi/pulumi";
-import { q } from "../os/configurer";
-import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import { shq } from "../ssh/shell";
+import type { Host, SshTarget } from "../ssh/types";
+import { diffOf, hostOf, type Provider } from "./common";
 
 export interface Mount {
   source: string;
@@ -14,7 +14,7 @@ export interface Mount {
 }
 
 export interface HostSettingsInputs {
-  connection: Connection;
+  connection: SshTarget;
   modules: string[];
   sysctl: Record<string, string>;
   mounts: Mount[];
@@ -36,8 +36,8 @@ export interface HostSettingsOutputs extends HostSettingsInputs {
 const BUILTIN_EVIDENCE: Record<string, string> = { br_netfilter: "/proc/sys/net/bridge" };
 
 function builtinProbe(m: string): string {
-  const evidence = BUILTIN_EVIDENCE[m] ? ` || [ -e ${q(BUILTIN_EVIDENCE[m])} ]` : "";
-  return `{ [ -d /sys/module/${q(m)} ] || grep -qs ${q(`/${m}.ko`)} "/lib/modules/$(uname -r)/modules.builtin"${evidence}; } && echo ${q(m)}`;
+  const evidence = BUILTIN_EVIDENCE[m] ? ` || [ -e ${shq(BUILTIN_EVIDENCE[m])} ]` : "";
+  return `{ [ -d /sys/module/${shq(m)} ] || grep -qs ${shq(`/${m}.ko`)} "/lib/modules/$(uname -r)/modules.builtin"${evidence}; } && echo ${shq(m)}`;
 }
 
 // One command reads everything: modules, sysctl values, mount targets.
@@ -45,7 +45,7 @@ export function probeCommand(want: HostSettingsInputs): string {
   const keys = Object.keys(want.sysctl);
   return [
     `echo '@modules'; awk '{print $1}' /proc/modules${want.modules.map((m) => `; ${builtinProbe(m)}`).join("")}`,
-    `echo '@sysctl'; for k in ${keys.map(q).join(" ")}; do printf '%s=%s\\n' "$k" "$(sysctl -n "$k" 2>/dev/null)"; done`,
+    `echo '@sysctl'; for k in ${keys.map(shq).join(" ")}; do printf '%s=%s\\n' "$k" "$(sysctl -n "$k" 2>/dev/null)"; done`,
     `echo '@mounts'; awk '{print $2" "$3}' /proc/self/mounts`,
   ].join("; ");
 }
@@ -70,11 +70,11 @@ export function parseProbe(out: string, want: HostSettingsInputs): LiveSettings 
 /** The commands that turn `live` into `want`. Exported for planning tests. */
 export function planSettings(want: HostSettingsInputs, live: LiveSettings): string[] {
   const cmds: string[] = [];
-  for (const m of want.modules) if (!live.modules.includes(m)) cmds.push(`modprobe ${q(m)}`);
-  for (const [k, v] of Object.entries(want.sysctl)) if (live.sysctl[k] !== v) cmds.push(`sysctl -qw ${q(`${k}=${v}`)}`);
+  for (const m of want.modules) if (!live.modules.includes(m)) cmds.push(`modprobe ${shq(m)}`);
+  for (const [k, v] of Object.entries(want.sysctl)) if (live.sysctl[k] !== v) cmds.push(`sysctl -qw ${shq(`${k}=${v}`)}`);
   for (const m of want.mounts)
     if (!live.mounts.some((l) => l.target === m.target))
-      cmds.push(`mkdir -p ${q(m.target)} && mount -t ${q(m.fstype)} -o ${q(m.options)} ${q(m.source)} ${q(m.target)}`);
+      cmds.push(`mkdir -p ${shq(m.target)} && mount -t ${shq(m.fstype)} -o ${shq(m.options)} ${shq(m.source)} ${shq(m.target)}`);
   return cmds;
 }
 
@@ -87,7 +87,7 @@ async function apply(host: Host, want: HostSettingsInputs, live: LiveSettings): 
   if (cmds.length) await host.exec(cmds.join(" && "), { mutates: true });
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<HostSettingsInputs, HostSettingsOutputs> = {
   async create(inputs: HostSettingsInputs) {
     const host = await hostOf(inputs.connection);
     const live = await probe(host, inputs);
@@ -115,10 +115,10 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   async delete(_id, props: HostSettingsOutputs) {
     const host = await hostOf(props.connection);
     const cmds = [
-      ...Object.entries(props.restore.sysctl).map(([k, v]) => `sysctl -qw ${q(`${k}=${v}`)}`),
-      ...props.restore.mounts.map((t) => `umount ${q(t)} 2>/dev/null || true`),
+      ...Object.entries(props.restore.sysctl).map(([k, v]) => `sysctl -qw ${shq(`${k}=${v}`)}`),
+      ...props.restore.mounts.map((t) => `umount ${shq(t)} 2>/dev/null || true`),
       // best effort: a module something else now uses stays loaded
-      ...props.restore.modules.map((m) => `modprobe -r ${q(m)} 2>/dev/null || true`),
+      ...props.restore.modules.map((m) => `modprobe -r ${shq(m)} 2>/dev/null || true`),
     ];
     if (cmds.length) await host.exec(cmds.join("; "), { mutates: true });
   },

@@ -1,7 +1,8 @@
 // The kubeadm/kubectl command lines the control-plane providers run. Pure, so they are
 // tested without a cluster.
-import type { InitSystem } from "../../spec/schema";
-import { q, serviceCommands } from "../os/configurer";
+import type { InitSystem } from "../../model/schema";
+import { serviceCommands } from "../os/configurer";
+import { shq } from "../ssh/shell";
 
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
 const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -20,10 +21,10 @@ const local = (cmd: string) => `${LOCAL_KUBECONFIG} && ${cmd}`;
 const kubectl = (args: string) => local(`kubectl --kubeconfig "$k" ${args}`);
 const kubeadm = (args: string) => local(`kubeadm ${args} --kubeconfig "$k"`);
 
-export const initCommand = (configPath: string) => `kubeadm init --config ${q(configPath)} --upload-certs`;
+export const initCommand = (configPath: string) => `kubeadm init --config ${shq(configPath)} --upload-certs`;
 // A rehearsal reports failed preflight checks as warnings in its output instead of stopping.
 export const initDryRunCommand = (configPath: string) =>
-  `kubeadm init --config ${q(configPath)} --upload-certs --dry-run --ignore-preflight-errors=all 2>&1`;
+  `kubeadm init --config ${shq(configPath)} --upload-certs --dry-run --ignore-preflight-errors=all 2>&1`;
 
 /** sha256 of the CA's public key, as --discovery-token-ca-cert-hash wants it */
 export const caCertHashCommand =
@@ -32,8 +33,8 @@ export const caCertHashCommand =
 export const isInitializedCommand = `[ -s ${ADMIN_CONF} ] && [ -s ${APISERVER_MANIFEST} ] && ${kubectl("get --raw=/readyz >/dev/null")}`;
 
 export const tokenCreateCommand = (node: string, ttl = "15m") =>
-  kubeadm(`token create --ttl ${ttl} --description ${q(`k8s-baremetal: join ${node}`)}`);
-export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${q(token.split(".")[0])}`);
+  kubeadm(`token create --ttl ${ttl} --description ${shq(`k8s-baremetal: join ${node}`)}`);
+export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${shq(token.split(".")[0])}`);
 
 // The uploaded control-plane certificates live 2h in the kubeadm-certs secret, owned by a
 // bootstrap token that only keeps that time; we upload them right before a control plane joins
@@ -43,7 +44,7 @@ export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${q(t
 export const uploadCertsCommand = (certificateKey: string) =>
   local(
     `f=$(mktemp) && trap 'rm -f "$k" "$f"' EXIT && ` +
-      `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" ${q(certificateKey)} >"$f" && ` +
+      `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" ${shq(certificateKey)} >"$f" && ` +
       `kubeadm init phase upload-certs --upload-certs --config "$f" --kubeconfig "$k" >/dev/null`,
   );
 const CERTS_TOKEN = "Proxy for managing TTL for the kubeadm-certs secret";
@@ -55,17 +56,17 @@ export const deleteAllTokensCommand = deleteTokens("NR > 1");
 export const deleteUploadedCertsCommand = `${deleteTokens(`/${CERTS_TOKEN}/`)} && ${kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found")}`;
 export const certificateKeyCommand = "kubeadm certs certificate-key";
 
-export const nodeExistsCommand = (node: string) => kubectl(`get node ${q(node)} -o name`);
+export const nodeExistsCommand = (node: string) => kubectl(`get node ${shq(node)} -o name`);
 export const untaintCommand = (node: string) =>
-  kubectl(`taint nodes ${q(node)} node-role.kubernetes.io/control-plane:NoSchedule- 2>&1 | grep -v 'not found' || true`);
+  kubectl(`taint nodes ${shq(node)} node-role.kubernetes.io/control-plane:NoSchedule- 2>&1 | grep -v 'not found' || true`);
 export const drainCommand = (node: string) =>
-  kubectl(`drain ${q(node)} --ignore-daemonsets --delete-emptydir-data --force --timeout=300s`);
-export const deleteNodeCommand = (node: string) => kubectl(`delete node ${q(node)} --ignore-not-found`);
+  kubectl(`drain ${shq(node)} --ignore-daemonsets --delete-emptydir-data --force --timeout=300s`);
+export const deleteNodeCommand = (node: string) => kubectl(`delete node ${shq(node)} --ignore-not-found`);
 
 /** A node that has kubelet.conf but is not a member is half-joined: reset before joining again. */
 export const localStateCommand = "[ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] && echo present || echo absent";
 
-export const joinCommand = (configPath: string) => `kubeadm join --config ${q(configPath)}`;
+export const joinCommand = (configPath: string) => `kubeadm join --config ${shq(configPath)}`;
 
 // The seed's removal: stop the kubelet (so it restarts no static pod while kubeadm cleans up),
 // `kubeadm reset` (which also leaves etcd for a control plane), then the CNI config and
@@ -82,4 +83,24 @@ export const resetCommand = (init: InitSystem) =>
   ].join(" && ");
 export const startKubeletCommand = (init: InitSystem) => serviceCommands(init).start("kubelet");
 
+/**
+ * A changed ClusterConfiguration: uploaded, and this control plane's static-pod manifests
+ * regenerated from it (kubeadm's documented way to reconfigure a running cluster).
+ */
+export const reconfigureCommand = (configPath: string) =>
+  `kubeadm init phase upload-config kubeadm --config ${shq(configPath)} && kubeadm init phase control-plane all --config ${shq(configPath)}`;
+
 export const copyAdminConfCommand = `install -d -m 0700 /root/.kube && install -m 0600 ${ADMIN_CONF} /root/.kube/config`;
+
+// etcd, read and changed on a control plane through etcd's own HTTP gateway with the
+// apiserver's etcd client certificate (curl is on every node; no etcdctl needed).
+const PKI = "/etc/kubernetes/pki";
+export const ETCD_CURL = `curl -sS --max-time 5 --cacert ${PKI}/etcd/ca.crt --cert ${PKI}/apiserver-etcd-client.crt --key ${PKI}/apiserver-etcd-client.key`;
+export const LOCAL_ETCD = "https://127.0.0.1:2379";
+
+export const memberListCommand = `${ETCD_CURL} --fail-with-body -X POST -d '{}' ${LOCAL_ETCD}/v3/cluster/member/list`;
+export const memberRemoveCommand = (id: string) =>
+  `${ETCD_CURL} --fail-with-body -X POST -d ${shq(JSON.stringify({ ID: id }))} ${LOCAL_ETCD}/v3/cluster/member/remove`;
+/** one line per URL: "<url> ok|fail" */
+export const etcdHealthCommand = (urls: string[]) =>
+  `for u in ${urls.map(shq).join(" ")}; do if ${ETCD_CURL} "$u/health" 2>/dev/null | grep -q '"health":"true"'; then echo "$u ok"; else echo "$u fail"; fi; done`;

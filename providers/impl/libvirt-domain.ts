@@ -1,7 +1,7 @@
 // LibvirtDomain: a VM defined from our XML, autostarted and running. read compares the parts
 // we own, so drift shows; delete stops and undefines it.
 import type * as pulumi from "@pulumi/pulumi";
-import { canonical, diffOf } from "./common";
+import { canonical, diffOf, type Provider } from "./common";
 import { defineFrom, ownedParts, virsh } from "../libvirt/virsh";
 
 export interface LibvirtDomainInputs {
@@ -28,7 +28,7 @@ async function ensure(i: LibvirtDomainInputs): Promise<void> {
   if (!i.running && s.running) await virsh(i.uri, ["shutdown", i.name]);
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<LibvirtDomainInputs, LibvirtDomainInputs> = {
   async create(inputs: LibvirtDomainInputs) {
     await ensure(inputs);
     return { id: inputs.name, outs: inputs };

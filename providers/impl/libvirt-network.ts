@@ -1,7 +1,7 @@
 // LibvirtNetwork: defined, active and autostarted; a changed definition is redefined and the
 // network restarted only when it is running with the old one.
 import type * as pulumi from "@pulumi/pulumi";
-import { canonical, diffOf } from "./common";
+import { canonical, diffOf, type Provider } from "./common";
 import { defineFrom, ownedParts, virsh } from "../libvirt/virsh";
 
 export interface LibvirtNetworkInputs {
@@ -26,7 +26,7 @@ async function ensure(i: LibvirtNetworkInputs): Promise<void> {
   if (!/^Autostart:\s+yes/m.test(info)) await virsh(i.uri, ["net-autostart", i.name]);
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<LibvirtNetworkInputs, LibvirtNetworkInputs> = {
   async create(inputs: LibvirtNetworkInputs) {
     await ensure(inputs);
     return { id: inputs.name, outs: inputs };

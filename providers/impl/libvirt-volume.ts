@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type * as pulumi from "@pulumi/pulumi";
-import { diffOf } from "./common";
+import { diffOf, type Provider } from "./common";
 import { virsh } from "../libvirt/virsh";
 
 export interface LibvirtVolumeInputs {
@@ -61,7 +61,7 @@ async function create(i: LibvirtVolumeInputs): Promise<string> {
   return (await volPath(i))!;
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<LibvirtVolumeInputs, LibvirtVolumeOutputs> = {
   async create(inputs: LibvirtVolumeInputs) {
     const outs: LibvirtVolumeOutputs = { ...inputs, path: await create(inputs) };
     return { id: `${inputs.pool}/${inputs.name}`, outs };

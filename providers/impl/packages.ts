@@ -1,13 +1,13 @@
 // Packages: installs what is missing through the OS configurer; removes on delete only what it
 // installed itself (a package that was there before stays).
 import type * as pulumi from "@pulumi/pulumi";
-import type { OsFamily } from "../../spec/schema";
+import type { OsFamily } from "../../model/schema";
 import { packageCommands } from "../os/configurer";
-import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import type { Host, SshTarget } from "../ssh/types";
+import { diffOf, hostOf, type Provider } from "./common";
 
 export interface PackagesInputs {
-  connection: Connection;
+  connection: SshTarget;
   os: OsFamily;
   packages: string[];
 }
@@ -34,7 +34,7 @@ async function ensure(inputs: PackagesInputs): Promise<string[]> {
   return missing;
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<PackagesInputs, PackagesOutputs> = {
   async create(inputs: PackagesInputs) {
     const outs: PackagesOutputs = { ...inputs, installedByUs: await ensure(inputs) };
     return { id: `${inputs.connection.name}:packages`, outs };

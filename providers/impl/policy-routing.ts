@@ -1,9 +1,9 @@
 // PolicyRouting: the seed's vswitch table — routes and rules made live with `ip`, probed
 // through `ip -j` so only what differs is changed, removed on delete.
 import type * as pulumi from "@pulumi/pulumi";
-import { q } from "../os/configurer";
-import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import { shq } from "../ssh/shell";
+import type { Host, SshTarget } from "../ssh/types";
+import { diffOf, hostOf, type Provider } from "./common";
 
 export interface Route {
   dest: string;
@@ -23,7 +23,7 @@ export interface Rule {
 }
 
 export interface PolicyRoutingInputs {
-  connection: Connection;
+  connection: SshTarget;
   routes: Route[];
   rules: Rule[];
 }
@@ -91,7 +91,7 @@ async function apply(inputs: PolicyRoutingInputs): Promise<void> {
   if (cmds.length) await host.exec(cmds.join(" && "), { mutates: true });
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<PolicyRoutingInputs, PolicyRoutingInputs> = {
   async create(inputs: PolicyRoutingInputs) {
     await apply(inputs);
     return { id: `${inputs.connection.name}:policy-routing`, outs: inputs };

@@ -1,12 +1,12 @@
 // RemoteFile: a whole file the program owns. Probes content and mode; writes only on a
 // difference; a file that existed before is backed up on the host and restored on delete.
 import type * as pulumi from "@pulumi/pulumi";
-import { q } from "../os/configurer";
-import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import { shq } from "../ssh/shell";
+import type { Host, SshTarget } from "../ssh/types";
+import { diffOf, hostOf, type Provider } from "./common";
 
 export interface RemoteFileInputs {
-  connection: Connection;
+  connection: SshTarget;
   path: string;
   content: string;
   /** octal, e.g. "0644" */
@@ -22,9 +22,9 @@ export const BACKUP_DIR = "/var/lib/k8s-baremetal/backup";
 const backupPathOf = (path: string) => `${BACKUP_DIR}${path}`;
 
 export async function probeFile(host: Host, path: string): Promise<{ content: string; mode: string } | undefined> {
-  const r = await host.exec(`[ -f ${q(path)} ] || exit 3; stat -c %a ${q(path)}`, { allowFail: true });
+  const r = await host.exec(`[ -f ${shq(path)} ] || exit 3; stat -c %a ${shq(path)}`, { allowFail: true });
   if (r.code === 3) return undefined;
-  if (r.code !== 0) await host.exec(`stat -c %a ${q(path)}`); // rethrows with stderr
+  if (r.code !== 0) await host.exec(`stat -c %a ${shq(path)}`); // rethrows with stderr
   const content = (await host.readFile(path)) ?? Buffer.alloc(0);
   return { content: content.toString("utf8"), mode: r.stdout.trim().padStart(4, "0") };
 }
@@ -33,7 +33,7 @@ async function write(host: Host, inputs: RemoteFileInputs): Promise<void> {
   await host.writeFile(inputs.path, inputs.content, parseInt(inputs.mode, 8));
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<RemoteFileInputs, RemoteFileOutputs> = {
   async create(inputs: RemoteFileInputs) {
     const host = await hostOf(inputs.connection);
     const current = await probeFile(host, inputs.path);
@@ -41,7 +41,7 @@ export const provider: pulumi.dynamic.ResourceProvider = {
     if (current && (current.content !== inputs.content || current.mode !== inputs.mode)) {
       backup = backupPathOf(inputs.path);
       // Keep the oldest backup: a create retried after a failure must not back up our own file.
-      await host.exec(`[ -e ${q(backup)} ] || { mkdir -p "$(dirname ${q(backup)})" && cp -p ${q(inputs.path)} ${q(backup)}; }`, { mutates: true });
+      await host.exec(`[ -e ${shq(backup)} ] || { mkdir -p "$(dirname ${shq(backup)})" && cp -p ${shq(inputs.path)} ${shq(backup)}; }`, { mutates: true });
     }
     if (!current || backup) await write(host, inputs);
     const outs: RemoteFileOutputs = { ...inputs, backup };
@@ -67,8 +67,8 @@ export const provider: pulumi.dynamic.ResourceProvider = {
   async delete(_id, props: RemoteFileOutputs) {
     const host = await hostOf(props.connection);
     const cmd = props.backup
-      ? `if [ -e ${q(props.backup)} ]; then mv -f ${q(props.backup)} ${q(props.path)}; else rm -f ${q(props.path)}; fi`
-      : `rm -f ${q(props.path)}`;
+      ? `if [ -e ${shq(props.backup)} ]; then mv -f ${shq(props.backup)} ${shq(props.path)}; else rm -f ${shq(props.path)}; fi`
+      : `rm -f ${shq(props.path)}`;
     await host.exec(cmd, { mutates: true });
   },
 };

@@ -2,13 +2,13 @@
 // Config changes reach it by reload (keepalived keeps its VIPs) or restart, keyed by tokens
 // (hashes of the files it reads). Delete puts back the state it found.
 import type * as pulumi from "@pulumi/pulumi";
-import type { InitSystem } from "../../spec/schema";
+import type { InitSystem } from "../../model/schema";
 import { serviceCommands } from "../os/configurer";
-import type { Host } from "../ssh/types";
-import { diffOf, hostOf, type Connection } from "./common";
+import type { Host, SshTarget } from "../ssh/types";
+import { diffOf, hostOf, type Provider } from "./common";
 
 export interface ServiceInputs {
-  connection: Connection;
+  connection: SshTarget;
   init: InitSystem;
   name: string;
   enabled: boolean;
@@ -77,7 +77,7 @@ async function waitReady(host: Host, s: ServiceInputs): Promise<void> {
   }
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<ServiceInputs, ServiceOutputs> = {
   async create(inputs: ServiceInputs) {
     const host = await hostOf(inputs.connection);
     const before = await probeService(host, inputs.init, inputs.name);

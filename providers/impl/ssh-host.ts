@@ -3,10 +3,11 @@
 // loudly before anything is touched.
 import type * as pulumi from "@pulumi/pulumi";
 import { fingerprint, scanHostKey } from "../ssh";
-import { hostOf, type Connection } from "./common";
+import { hostOf, type Provider } from "./common";
+import type { SshTarget } from "../ssh/types";
 
 export interface SshHostInputs {
-  connection: Omit<Connection, "hostKey">;
+  connection: Omit<SshTarget, "hostKey">;
   /** the key from config; when absent the first key seen is recorded and enforced from then on */
   pinnedHostKey?: string;
 }
@@ -14,16 +15,16 @@ export interface SshHostInputs {
 export interface SshHostOutputs extends SshHostInputs {
   hostKey: string;
   fingerprint: string;
-  connection: Connection;
+  connection: SshTarget;
 }
 
-async function verify(conn: Omit<Connection, "hostKey">, hostKey: string): Promise<SshHostOutputs["connection"]> {
+async function verify(conn: Omit<SshTarget, "hostKey">, hostKey: string): Promise<SshHostOutputs["connection"]> {
   const full = { ...conn, hostKey };
   await (await hostOf(full)).exec("true");
   return full;
 }
 
-export const provider: pulumi.dynamic.ResourceProvider = {
+export const provider: Provider<SshHostInputs, SshHostOutputs> = {
   async create(inputs: SshHostInputs) {
     const hostKey =
       inputs.pinnedHostKey ??

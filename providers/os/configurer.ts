@@ -1,8 +1,8 @@
 // Per-OS / per-init command planning: what to run to query and change packages and services.
 // Pure string building, so it is tested without a host; the providers run what it returns.
-import type { InitSystem, OsFamily } from "../../spec/schema";
+import type { InitSystem, OsFamily } from "../../model/schema";
 
-export const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+import { shq } from "../ssh/shell";
 
 export interface PackageCommands {
   /** prints the names of the given packages that are installed, one per line */
@@ -25,45 +25,45 @@ export interface ServiceCommands {
 }
 
 const debianPackages: PackageCommands = {
-  installed: (p) => `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(q).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
+  installed: (p) => `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
   // update the index only when an install fails on a stale one
   install: (p) =>
-    `export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends ${p.map(q).join(" ")} || { apt-get update && apt-get install -y --no-install-recommends ${p.map(q).join(" ")}; }`,
-  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y ${p.map(q).join(" ")}`,
+    `export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends ${p.map(shq).join(" ")} || { apt-get update && apt-get install -y --no-install-recommends ${p.map(shq).join(" ")}; }`,
+  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y ${p.map(shq).join(" ")}`,
 };
 
 const gentooPackages: PackageCommands = {
-  installed: (p) => `for a in ${p.map(q).join(" ")}; do ls -d /var/db/pkg/$a-[0-9]* >/dev/null 2>&1 && echo "$a"; done; true`,
-  install: (p) => `emerge --noreplace --quiet-build=y ${p.map(q).join(" ")}`,
-  remove: (p) => `emerge --unmerge --quiet ${p.map(q).join(" ")}`,
+  installed: (p) => `for a in ${p.map(shq).join(" ")}; do ls -d /var/db/pkg/$a-[0-9]* >/dev/null 2>&1 && echo "$a"; done; true`,
+  install: (p) => `emerge --noreplace --quiet-build=y ${p.map(shq).join(" ")}`,
+  remove: (p) => `emerge --unmerge --quiet ${p.map(shq).join(" ")}`,
 };
 
 const openrc: ServiceCommands = {
-  isRunning: (n) => `rc-service ${q(n)} status >/dev/null 2>&1`,
-  isEnabled: (n) => `rc-update show default | awk '{print $1}' | grep -qx ${q(n)}`,
-  start: (n) => `rc-service ${q(n)} start`,
-  stop: (n) => `rc-service ${q(n)} stop`,
-  restart: (n) => `rc-service ${q(n)} restart`,
-  reload: (n) => `rc-service ${q(n)} reload`,
-  enable: (n) => `rc-update add ${q(n)} default`,
-  disable: (n) => `rc-update del ${q(n)} default`,
+  isRunning: (n) => `rc-service ${shq(n)} status >/dev/null 2>&1`,
+  isEnabled: (n) => `rc-update show default | awk '{print $1}' | grep -qx ${shq(n)}`,
+  start: (n) => `rc-service ${shq(n)} start`,
+  stop: (n) => `rc-service ${shq(n)} stop`,
+  restart: (n) => `rc-service ${shq(n)} restart`,
+  reload: (n) => `rc-service ${shq(n)} reload`,
+  enable: (n) => `rc-update add ${shq(n)} default`,
+  disable: (n) => `rc-update del ${shq(n)} default`,
 };
 
 const systemd: ServiceCommands = {
-  isRunning: (n) => `systemctl is-active --quiet ${q(n)}`,
-  isEnabled: (n) => `systemctl is-enabled --quiet ${q(n)}`,
-  start: (n) => `systemctl start ${q(n)}`,
-  stop: (n) => `systemctl stop ${q(n)}`,
-  restart: (n) => `systemctl restart ${q(n)}`,
-  reload: (n) => `systemctl reload-or-restart ${q(n)}`,
-  enable: (n) => `systemctl enable ${q(n)}`,
-  disable: (n) => `systemctl disable ${q(n)}`,
+  isRunning: (n) => `systemctl is-active --quiet ${shq(n)}`,
+  isEnabled: (n) => `systemctl is-enabled --quiet ${shq(n)}`,
+  start: (n) => `systemctl start ${shq(n)}`,
+  stop: (n) => `systemctl stop ${shq(n)}`,
+  restart: (n) => `systemctl restart ${shq(n)}`,
+  reload: (n) => `systemctl reload-or-restart ${shq(n)}`,
+  enable: (n) => `systemctl enable ${shq(n)}`,
+  disable: (n) => `systemctl disable ${shq(n)}`,
 };
 
 // No init system (containers, the SSH lab): the distribution's /etc/init.d scripts, nothing at
 // boot. Not every script has `status` (Debian's keepalived has not): ask for the process.
 const noInit: ServiceCommands = {
-  isRunning: (n) => `pgrep -x ${q(n)} >/dev/null`,
+  isRunning: (n) => `pgrep -x ${shq(n)} >/dev/null`,
   isEnabled: () => undefined,
   start: (n) => `/etc/init.d/${n} start`,
   stop: (n) => `/etc/init.d/${n} stop`,

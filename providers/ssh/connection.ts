@@ -455,7 +455,7 @@ async function retryOpen(e: unknown, conn: PooledConnection, attempt: number): P
   return true;
 }
 
-class SshHost implements Host {
+class Session implements Host {
   readonly name: string;
   constructor(
     private readonly target: SshTarget,
@@ -546,7 +546,7 @@ export async function connect(target: SshTarget): Promise<Host> {
   const pinned = validate(target);
   hookExit();
   await pooled(target, pinned);
-  return new SshHost(target, pinned);
+  return new Session(target, pinned);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import { describeLab } from "../lab/jest-lab";
 import { down, hostExec, up, type LabState } from "../lab/lab";
 import { LabStack, labStackConfig } from "../lab/stack";
 import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH } from "../../render/kubeadm";
-import { memberListCommand } from "../../providers/impl/etcd-members";
+import { memberListCommand } from "../../providers/impl/kubeadm-commands";
 
 // each step is a real `pulumi up` on a 2-core machine running up to 4 control planes
 jest.setTimeout(15 * 60_000);

@@ -49,6 +49,8 @@ const lines: [string, string][] = [
   ["delete node", k.deleteNodeCommand("k8s-2")],
   ["delete uploaded certs", k.deleteUploadedCertsCommand],
   ["list and delete tokens", k.deleteAllTokensCommand],
+  ["reconfigure: upload config", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml").split(" && ")[0]],
+  ["reconfigure: control-plane manifests", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml")],
 ];
 
 test.each(lines)("%s: subcommand and flags exist", (_name, line) => {

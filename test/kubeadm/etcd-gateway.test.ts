@@ -1,19 +1,25 @@
 // What the providers read from etcd's HTTP gateway, checked against the real etcd the lab's
 // control planes run (our build of the version kubeadm pins): the member list, a member that
 // was added but never started (what a control-plane join that died midway leaves behind),
-// /health, and removal by the ID the list gives. Plain HTTP on loopback here; on the nodes the
-// same calls go over TLS with the apiserver's etcd client certificate.
+// /health, and removal by the ID the list gives — through the providers' own command lines, with
+// their TLS client flags dropped and the endpoint pointed here: plain HTTP on loopback, where on
+// the nodes the same calls go over TLS with the apiserver's etcd client certificate.
 import { execFileSync, spawn, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseMemberList } from "../../providers/impl/etcd-members";
+import * as k from "../../providers/impl/kubeadm-commands";
+import { parseHealth, parseMemberList } from "../../providers/impl/membership";
 
 const ROOT = path.resolve(__dirname, "../..");
 let etcd: ChildProcess;
 let dir: string;
 const PORT = 23790;
 const url = `http://127.0.0.1:${PORT}`;
+
+/** A provider command line, run against this etcd. */
+const run = (cmd: string) =>
+  execFileSync("sh", ["-c", cmd.split(k.ETCD_CURL).join("curl -sS --max-time 5").split(k.LOCAL_ETCD).join(url)], { encoding: "utf8" });
 
 const post = (p: string, body: unknown) =>
   execFileSync("curl", ["-sS", "--fail-with-body", "-X", "POST", "-d", JSON.stringify(body), `${url}${p}`], { encoding: "utf8" });
@@ -44,19 +50,20 @@ afterAll(() => {
 });
 
 test("the member list parses into names, IDs and client URLs", () => {
-  const members = parseMemberList(post("/v3/cluster/member/list", {}));
+  const members = parseMemberList(run(k.memberListCommand));
   expect(members).toEqual([{ id: expect.stringMatching(/^\d+$/), name: "k8s-1", clientURL: url }]);
 });
 
 test("a member added but never started is listed by its peer URL, and removed by its ID", () => {
   post("/v3/cluster/member/add", { peerURLs: ["https://10.118.12.24:2380"], isLearner: true });
-  const members = parseMemberList(post("/v3/cluster/member/list", {}));
+  const members = parseMemberList(run(k.memberListCommand));
   const unstarted = members.find((m) => m.name !== "k8s-1")!;
   expect(unstarted).toEqual({ id: expect.stringMatching(/^\d+$/), name: "(unstarted https://10.118.12.24:2380)", clientURL: "" });
-  post("/v3/cluster/member/remove", { ID: unstarted.id });
-  expect(parseMemberList(post("/v3/cluster/member/list", {})).map((m) => m.name)).toEqual(["k8s-1"]);
+  run(k.memberRemoveCommand(unstarted.id));
+  expect(parseMemberList(run(k.memberListCommand)).map((m) => m.name)).toEqual(["k8s-1"]);
 });
 
-test("/health says true for a healthy member", () => {
-  expect(execFileSync("curl", ["-sS", `${url}/health`], { encoding: "utf8" })).toContain('"health":"true"');
+test("the health probe says ok for a live member and fail for one that does not answer", () => {
+  const dead = "http://127.0.0.1:9";
+  expect(parseHealth(run(k.etcdHealthCommand([url, dead])))).toEqual(new Map([[url, true], [dead, false]]));
 });

@@ -5,8 +5,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
-import { parseStackConfig } from "../../spec/parse";
-import type { ClusterSpec } from "../../spec/model";
+import { parseStackConfig } from "../../model/parse";
+import type { ClusterSpec } from "../../model/model";
 import { NAMESPACE, devConfigCopy, devSecretKeys } from "../fixtures/dev";
 import { TEST_JOIN } from "../fixtures/keys";
 

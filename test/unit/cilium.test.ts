@@ -1,6 +1,6 @@
 import YAML from "yaml";
 import { ciliumValues, ciliumValuesYaml } from "../../render/cilium";
-import { parseStackConfig } from "../../spec/parse";
+import { parseStackConfig } from "../../model/parse";
 import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
 
 const spec = devSpec();

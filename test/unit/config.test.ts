@@ -1,6 +1,6 @@
 // Stack config validation: one test per bad input; each error must name the offending key.
-import { ConfigError, parseStackConfig } from "../../spec/parse";
-import type { SecretKey } from "../../spec/schema";
+import { ConfigError, parseStackConfig } from "../../model/parse";
+import type { SecretKey } from "../../model/schema";
 import { NAMESPACE, devConfig, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
 
 type Raw = Record<string, any>;

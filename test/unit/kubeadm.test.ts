@@ -1,6 +1,6 @@
 import YAML from "yaml";
-import { apiServerCertSANs, kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
-import { parseStackConfig } from "../../spec/parse";
+import { apiServerCertSANs, joinConfigYaml, joinConfiguration, kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
+import { parseStackConfig } from "../../model/parse";
 import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
 import { TEST_JOIN } from "../fixtures/keys";
 
@@ -161,5 +161,14 @@ describe("kubeadm join config (v1beta4)", () => {
     expect(() => kubeadmJoinConfig(spec, k4, { ...TEST_JOIN, token: "nope" })).toThrow(/token/);
     expect(() => kubeadmJoinConfig(spec, k4, { ...TEST_JOIN, caCertHash: "abc" })).toThrow(/caCertHash/);
     expect(() => kubeadmJoinConfig(spec, k2, { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash })).toThrow(/certificateKey/);
+  });
+
+  test("the object the program records carries no credential; the join serialises it once, with them", () => {
+    const doc = joinConfiguration(spec, k2);
+    expect(doc.discovery.bootstrapToken).toEqual({ apiServerEndpoint: "10.118.12.100:6443" });
+    expect(doc.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.118.12.21", bindPort: 6443 } });
+    // what state holds survives a JSON round trip and renders the same file as the spec
+    expect(joinConfigYaml(JSON.parse(JSON.stringify(doc)), TEST_JOIN)).toBe(kubeadmJoinConfig(spec, k2, TEST_JOIN));
+    expect(doc).toEqual(joinConfiguration(spec, k2)); // not mutated
   });
 });

@@ -5,7 +5,8 @@ import { parseProbe, planSettings } from "../../providers/impl/host-settings";
 import { missingPackages } from "../../providers/impl/packages";
 import { liveRouteKeys, liveRuleKeys, planRouting, routeKey, ruleKey } from "../../providers/impl/policy-routing";
 import { planService } from "../../providers/impl/service";
-import { withCredentials } from "../../providers/impl/kubeadm-join";
+import { upgradeState as initState } from "../../providers/impl/kubeadm-init";
+import { upgradeState as joinState } from "../../providers/impl/kubeadm-join";
 
 describe("service planning", () => {
   test("nothing to do when enabled and running", () => {
@@ -105,12 +106,17 @@ describe("file blocks", () => {
   });
 });
 
-describe("join credentials", () => {
-  test("are filled in at join time, never rendered into state", () => {
-    const cfg = { discovery: { bootstrapToken: { token: "x", caCertHashes: ["y"] } }, controlPlane: { certificateKey: "z" } };
-    const out = withCredentials(cfg, { token: "abcdef.0123456789abcdef", caCertHash: "sha256:00", certificateKey: "k" }) as typeof cfg;
-    expect(out.discovery.bootstrapToken).toEqual({ token: "abcdef.0123456789abcdef", caCertHashes: ["sha256:00"] });
-    expect(out.controlPlane.certificateKey).toBe("k");
-    expect(cfg.discovery.bootstrapToken.token).toBe("x");
+describe("state recorded by earlier versions", () => {
+  const target = (name: string) => ({ name, host: "127.0.0.1", port: 22, user: "root", privateKey: "k", hostKey: "ssh-ed25519 AAAA" });
+  test("a KubeadmJoin's `leaders` are its control planes, and its missing fields take their old defaults", () => {
+    const old = { connection: target("k8s-2"), leaders: [target("k8s-1")], nodeName: "k8s-2", controlPlane: true, untaint: false, joinConfiguration: {} as never, configPath: "/x", member: true };
+    const now = joinState(old);
+    expect(now.controlPlanes).toEqual([target("k8s-1")]);
+    expect(now).not.toHaveProperty("leaders");
+    expect([now.init, now.handOver]).toEqual(["systemd", ""]);
+  });
+  test("a KubeadmInit's `leaders` are its control planes", () => {
+    const old = { connection: target("k8s-1"), leaders: [target("k8s-1")], nodeName: "k8s-1", configPath: "/x", config: "", untaint: false, dryRun: false, adminKubeconfig: "", caCertHash: "", dryRunOutput: "" };
+    expect(initState(old).controlPlanes).toEqual([target("k8s-1")]);
   });
 });

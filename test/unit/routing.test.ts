@@ -1,6 +1,6 @@
 import { confdNetSnippet, ipCommands, policyRoutes, policyRoutingScript, policyRules, rtTablesConf } from "../../render/routing";
 import { execFileSync } from "child_process";
-import { parseStackConfig } from "../../spec/parse";
+import { parseStackConfig } from "../../model/parse";
 import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
 
 const spec = devSpec();

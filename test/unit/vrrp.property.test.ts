@@ -1,8 +1,8 @@
 // Property tests of the VRRP plan: the seed's rotation, generalised to any balancer/VIP count.
 import fc from "fast-check";
 import { expectedHolders, externalRanks, planVrrp, type NodeVrrpPlan } from "../../plan/vrrp";
-import { parseStackConfig } from "../../spec/parse";
-import type { SecretKey } from "../../spec/schema";
+import { parseStackConfig } from "../../model/parse";
+import type { SecretKey } from "../../model/schema";
 
 const CP_ROUTER_ID = 200;
 

@@ -1,0 +1,302 @@
+// Cluster membership in one place, as named steps: finding a live control plane, the etcd walk
+// (members, health, removals), creating the cluster, a node's join and its leave. The
+// KubeadmInit and KubeadmJoin providers only decide which of these steps run.
+import { planMembership, type EtcdMember } from "../../plan/etcd";
+import { joinConfigYaml, type JoinConfiguration } from "../../render/kubeadm";
+import type { InitSystem } from "../../model/schema";
+import { shq } from "../ssh/shell";
+import type { Host, SshTarget } from "../ssh/types";
+import { hostOf } from "./common";
+import * as k from "./kubeadm-commands";
+
+// ---- finding the cluster ----------------------------------------------------------------------
+
+/** The first control plane (in order) whose API answers with its admin.conf. */
+export async function liveControlPlane(controlPlanes: SshTarget[]): Promise<Host | undefined> {
+  for (const c of controlPlanes) {
+    try {
+      const h = await hostOf(c);
+      if ((await h.exec(k.isInitializedCommand, { allowFail: true })).code === 0) return h;
+    } catch {
+      /* unreachable: try the next */
+    }
+  }
+  return undefined;
+}
+
+export function noLiveControlPlane(tried: SshTarget[], why: string): Error {
+  return new Error(
+    `${why}: no control plane answers (tried ${tried.map((l) => l.name).join(", ") || "none"}; each needs /etc/kubernetes/admin.conf and a ready API)`,
+  );
+}
+
+export async function isMember(controlPlane: Host, node: string): Promise<boolean> {
+  return (await controlPlane.exec(k.nodeExistsCommand(node), { allowFail: true })).code === 0;
+}
+
+/** The node, or undefined when SSH cannot reach it (a host key mismatch or bad credentials still fail). */
+async function reach(t: SshTarget): Promise<Host | undefined> {
+  try {
+    return await hostOf(t);
+  } catch (e) {
+    if ((e as Error).name === "SshConnectionError") return undefined;
+    throw e;
+  }
+}
+
+const hasLocalState = async (h: Host) => (await h.exec(k.localStateCommand)).stdout.trim() === "present";
+const reset = (h: Host, init: InitSystem) => h.exec(k.resetCommand(init), { mutates: true, timeoutMs: 10 * 60_000 });
+
+// ---- etcd ---------------------------------------------------------------------------------------
+
+interface ListedMember {
+  ID?: string;
+  name?: string;
+  peerURLs?: string[];
+  clientURLs?: string[];
+}
+
+/** Parses the gateway's member list. A member added but never started has no name or client URL yet. */
+export function parseMemberList(json: string): Omit<EtcdMember, "healthy">[] {
+  let doc: { members?: ListedMember[] };
+  try {
+    doc = JSON.parse(json) as { members?: ListedMember[] };
+  } catch {
+    throw new Error(`etcd's member list is not JSON: ${json.slice(0, 200)}`);
+  }
+  return (doc.members ?? []).map((m) => ({
+    id: String(m.ID ?? ""),
+    name: m.name || `(unstarted ${m.peerURLs?.[0] ?? m.ID})`,
+    clientURL: m.clientURLs?.[0] ?? "",
+  }));
+}
+
+export function parseHealth(out: string): Map<string, boolean> {
+  return new Map(
+    out
+      .split("\n")
+      .map((l) => l.trim().split(" "))
+      .filter((p) => p.length === 2)
+      .map(([u, s]) => [u, s === "ok"]),
+  );
+}
+
+/** Members with their health, as seen from `host` (a control plane with a local etcd). */
+export async function etcdMembers(host: Host): Promise<EtcdMember[]> {
+  const listed = parseMemberList((await host.exec(k.memberListCommand)).stdout);
+  const urls = listed.map((m) => m.clientURL).filter(Boolean);
+  const health = urls.length ? parseHealth((await host.exec(k.etcdHealthCommand(urls))).stdout) : new Map<string, boolean>();
+  return listed.map((m) => ({ ...m, healthy: !!m.clientURL && health.get(m.clientURL) === true }));
+}
+
+async function removeMember(host: Host, member: EtcdMember): Promise<void> {
+  await host.exec(k.memberRemoveCommand(member.id), { mutates: true });
+}
+
+/**
+ * The wanted control-plane set checked against the live etcd before any node is touched
+ * (planMembership throws when the change would lose quorum); dead members that are not wanted
+ * any more leave first.
+ */
+async function checkControlPlaneChange(controlPlane: Host, wanted: string[]): Promise<void> {
+  const plan = planMembership(await etcdMembers(controlPlane), wanted);
+  for (const m of plan.removeFirst) await removeMember(controlPlane, m);
+}
+
+/**
+ * Before a control plane joins: its own leftover etcd member (a join that died after adding it)
+ * goes, and every other member must be healthy — a join with a dead member raises the quorum
+ * while the margin is already spent.
+ */
+async function prepareEtcdForJoin(controlPlane: Host, node: string, advertiseAddress: string | undefined): Promise<void> {
+  const ip = advertiseAddress;
+  const members = await etcdMembers(controlPlane);
+  for (const m of members.filter((m) => m.name === node || (ip && m.name === `(unstarted https://${ip}:2380)`))) await removeMember(controlPlane, m);
+  const sick = members.filter((m) => !m.healthy && m.name !== node && !(ip && m.name.includes(`https://${ip}:`)));
+  if (sick.length)
+    throw new Error(
+      `refusing to join control plane ${node}: etcd member(s) ${sick.map((m) => m.name).join(", ")} are unhealthy; ` +
+        "repair them, or remove them from `nodes` in the same update so they leave etcd first",
+    );
+}
+
+// ---- the cluster --------------------------------------------------------------------------------
+
+export interface ClusterArgs {
+  /** the first control plane: where `kubeadm init` runs if there is no cluster yet */
+  first: SshTarget;
+  /** every control plane, in config order */
+  controlPlanes: SshTarget[];
+  configPath: string;
+  init: InitSystem;
+  untaint: boolean;
+}
+
+/** The first node, if it answers; else any control plane that does. */
+export function clusterControlPlane(a: Pick<ClusterArgs, "first" | "controlPlanes">): Promise<Host | undefined> {
+  return liveControlPlane([a.first, ...a.controlPlanes.filter((c) => c.name !== a.first.name)]);
+}
+
+/**
+ * No control plane answers. `kubeadm init` is right only when every one of them was reached and
+ * none has any cluster state: a cluster that is merely unreachable must not get a twin.
+ */
+async function assertNoCluster(a: ClusterArgs): Promise<void> {
+  for (const c of a.controlPlanes) {
+    const h = await hostOf(c); // throws when unreachable: that is not "no cluster"
+    if (c.name !== a.first.name && (await hasLocalState(h)))
+      throw new Error(
+        `no control plane's API answers, but ${c.name} has cluster state (/etc/kubernetes): refusing to \`kubeadm init\` a ` +
+          `second cluster on ${a.first.name}; bring the existing control planes back or reset them`,
+      );
+  }
+}
+
+/** `kubeadm init` on the first control plane; every bootstrap token it leaves goes at once. */
+async function initCluster(a: ClusterArgs): Promise<Host> {
+  const host = await hostOf(a.first);
+  if (await hasLocalState(host)) await reset(host, a.init);
+  await host.exec(k.startKubeletCommand(a.init), { mutates: true });
+  await host.exec(k.initCommand(a.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
+  await host.exec(k.copyAdminConfCommand, { mutates: true });
+  await host.exec(`${k.deleteAllTokensCommand} && ${k.deleteUploadedCertsCommand}`, { mutates: true });
+  if (a.untaint) await host.exec(k.untaintCommand(a.first.name), { mutates: true });
+  return host;
+}
+
+/** The live cluster, its control-plane change checked against etcd; or a new one. */
+export async function ensureCluster(a: ClusterArgs): Promise<Host> {
+  const live = await clusterControlPlane(a);
+  if (live) {
+    await checkControlPlaneChange(
+      live,
+      a.controlPlanes.map((c) => c.name),
+    );
+    return live;
+  }
+  await assertNoCluster(a);
+  return initCluster(a);
+}
+
+/** A changed ClusterConfiguration reaches the first control plane. */
+export async function reconfigure(first: SshTarget, configPath: string): Promise<void> {
+  await (await hostOf(first)).exec(k.reconfigureCommand(configPath), { mutates: true });
+}
+
+export async function adminKubeconfigOf(controlPlane: Host): Promise<{ adminKubeconfig: string; caCertHash: string }> {
+  const adminKubeconfig = ((await controlPlane.readFile(k.ADMIN_CONF)) ?? Buffer.alloc(0)).toString("utf8");
+  const caCertHash = (await controlPlane.exec(k.caCertHashCommand)).stdout.trim();
+  return { adminKubeconfig, caCertHash };
+}
+
+export async function untaint(controlPlane: Host, node: string): Promise<void> {
+  await controlPlane.exec(k.untaintCommand(node), { mutates: true });
+}
+
+// ---- one node -----------------------------------------------------------------------------------
+
+export interface NodeMembership {
+  node: SshTarget;
+  /** the control planes (this node too, if it is one): credentials are minted on one that answers */
+  controlPlanes: SshTarget[];
+  controlPlane: boolean;
+  untaint: boolean;
+  joinConfiguration: JoinConfiguration;
+  configPath: string;
+  /** run on the node before it leaves: keepalived stops, so the VIPs it holds move first ("" for none) */
+  handOver: string;
+  init: InitSystem;
+}
+
+/**
+ * Credentials minted on a live control plane right before the join (a token with a short TTL;
+ * for a control plane a fresh certificate key with freshly uploaded certs), written into the
+ * join file, used, and deleted right after — whatever happens in between.
+ */
+async function joinWithFreshCredentials(controlPlane: Host, node: Host, m: NodeMembership): Promise<void> {
+  const self = m.node.name;
+  const token = (await controlPlane.exec(k.tokenCreateCommand(self), { mutates: true })).stdout.trim();
+  try {
+    const caCertHash = (await controlPlane.exec(k.caCertHashCommand)).stdout.trim();
+    let certificateKey: string | undefined;
+    if (m.controlPlane) {
+      certificateKey = (await controlPlane.exec(k.certificateKeyCommand)).stdout.trim();
+      await controlPlane.exec(k.uploadCertsCommand(certificateKey), {
+        mutates: true,
+        redactedAs: "kubeadm init phase upload-certs --upload-certs --config <InitConfiguration with the certificate key>",
+      });
+    }
+    await node.writeFile(m.configPath, joinConfigYaml(m.joinConfiguration, { token, caCertHash, certificateKey }), 0o600);
+    try {
+      await node.exec(k.joinCommand(m.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
+    } finally {
+      await node.exec(`rm -f ${shq(m.configPath)}`, { mutates: true });
+    }
+  } finally {
+    await controlPlane.exec(k.tokenDeleteCommand(token), { mutates: true, allowFail: true, redactedAs: "kubeadm token delete <token id>" });
+    if (m.controlPlane) await controlPlane.exec(k.deleteUploadedCertsCommand, { mutates: true, allowFail: true });
+  }
+}
+
+/** The node is a member afterwards: joined, or found joined already (then nothing runs on it). */
+export async function join(m: NodeMembership): Promise<void> {
+  const self = m.node.name;
+  const others = m.controlPlanes.filter((c) => c.name !== self);
+  const cp = await liveControlPlane(others);
+  if (!cp) {
+    // the bootstrap node right after `kubeadm init`: a member while no other control plane is
+    if (m.controlPlane && (await liveControlPlane(m.controlPlanes.filter((c) => c.name === self)))) return;
+    throw noLiveControlPlane(others, `cannot join ${self}`);
+  }
+  if (await isMember(cp, self)) {
+    if (m.controlPlane && m.untaint) await untaint(cp, self);
+    return;
+  }
+  const node = await hostOf(m.node);
+  // Half-joined (an earlier join died midway): start clean.
+  if (await hasLocalState(node)) await reset(node, m.init);
+  // running, as its package leaves it (a node removed earlier had it stopped)
+  await node.exec(k.startKubeletCommand(m.init), { mutates: true });
+  if (m.controlPlane) await prepareEtcdForJoin(cp, self, m.joinConfiguration.controlPlane?.localAPIEndpoint.advertiseAddress);
+  await joinWithFreshCredentials(cp, node, m);
+  if (m.controlPlane) await node.exec(k.copyAdminConfCommand, { mutates: true });
+  if (m.controlPlane && m.untaint) await untaint(cp, self);
+}
+
+/**
+ * kubeadm's order: drain, reset on the node (a control plane leaves etcd there), delete the
+ * Node object. Whether etcd can afford the removal was decided before any node was touched
+ * (ensureCluster checks the whole change of the control-plane set); here the last control plane
+ * of a cluster being destroyed is simply reset. A node SSH cannot reach is taken out of etcd and
+ * the API without being reset.
+ */
+export async function leave(m: NodeMembership): Promise<void> {
+  const self = m.node.name;
+  const others = m.controlPlanes.filter((c) => c.name !== self);
+  const cp = await liveControlPlane(others);
+  const node = await reach(m.node);
+  if (!cp) {
+    if (!node) throw noLiveControlPlane(others, `cannot remove ${self}, which SSH cannot reach either`);
+    if (m.controlPlane && (await liveControlPlane(m.controlPlanes.filter((c) => c.name === self)))) {
+      const members = await etcdMembers(node);
+      if (members.length > 1)
+        throw new Error(
+          `refusing to remove ${self}: etcd still has members ${members.map((x) => x.name).join(", ")}, but no other control ` +
+            `plane answers (tried ${others.map((c) => c.name).join(", ") || "none"}); bring one back first`,
+        );
+    }
+    // the cluster's last control plane (or a node of a cluster already gone): nothing to tell
+    await reset(node, m.init);
+    return;
+  }
+  const member = await isMember(cp, self);
+  if (node) {
+    // the API VIP moves before this apiserver stops, not after its health check notices
+    if (m.handOver) await node.exec(m.handOver, { mutates: true });
+    if (member) await cp.exec(k.drainCommand(self), { mutates: true, timeoutMs: 10 * 60_000 });
+    await reset(node, m.init);
+  }
+  // An unreachable node cannot leave etcd itself, and `kubeadm reset` only warns when it fails to.
+  if (m.controlPlane) for (const x of (await etcdMembers(cp)).filter((x) => x.name === self)) await removeMember(cp, x);
+  if (member) await cp.exec(k.deleteNodeCommand(self), { mutates: true });
+}
