@@ -7,8 +7,8 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import type { LabState } from "./lab";
-import { parseStackConfig } from "../../spec/parse";
-import type { ClusterSpec } from "../../spec/model";
+import { parseStackConfig } from "../../model/parse";
+import type { ClusterSpec } from "../../model/model";
 
 export const ROOT = path.resolve(__dirname, "../..");
 
