@@ -1,4 +1,4 @@
-// Benchmark: the cluster lifecycle on a live lab cluster (`lab up --kube`: our builds of
+// Benchmark: the cluster lifecycle on a live testbed cluster (`testbed up --kube`: our builds of
 // containerd, kubelet, etcd and the control plane) through the real CLI. Prints wall times of
 // the first `up` (init + 2 control-plane joins + 1 worker), a no-op `up`, a `preview`, adding a
 // worker, replacing the first control plane, and `destroy`, with the SSH layer's per-host
@@ -6,44 +6,33 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { down, up, type LabState } from "../test/lab/lab";
-import { LabStack, labStackConfig } from "../test/lab/stack";
+import { down, up, type TestbedState } from "../testbed";
+import { TestbedStack, testbedStackConfig } from "../testbed/stack";
+import { perHost, readStats } from "./ssh-stats";
 
 const LAB = "bench-cluster";
 const BASE_PORT = 22140;
 const CP = ["control-plane", "balancer"];
 
-function nodes(lab: LabState, spec: [number, string[]][]) {
+function nodes(lab: TestbedState, spec: [number, string[]][]) {
   return spec.map(([i, roles]) => {
     const h = lab.hosts[i - 1];
     return { name: h.name, roles, ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey }, wan0: { interface: "wan0", address: h.ifaces.wan0.cidr }, wan1: { interface: "wan1", address: h.ifaces.wan1.cidr } };
   });
 }
 
-function setNodes(stack: LabStack, list: ReturnType<typeof nodes>): void {
+function setNodes(stack: TestbedStack, list: ReturnType<typeof nodes>): void {
   const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
   doc.config["k8s-baremetal:nodes"] = list;
   fs.writeFileSync(stack.configFile, YAML.stringify(doc));
 }
 
-function counters(file: string): string {
-  const per: Record<string, { connections: number; commands: number; mutatingCommands: number }> = {};
-  if (fs.existsSync(file))
-    for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean)) {
-      const { host, event } = JSON.parse(line) as { host: string; event: "connections" | "commands" | "mutatingCommands" };
-      (per[host] ??= { connections: 0, commands: 0, mutatingCommands: 0 })[event]++;
-    }
-  fs.rmSync(file, { force: true });
-  const v = Object.values(per);
-  const max = (k: keyof (typeof v)[0]) => Math.max(0, ...v.map((s) => s[k]));
-  return `per host max: connections ${max("connections")}, commands ${max("commands")}, changing commands ${max("mutatingCommands")}`;
-}
 
 async function main(): Promise<void> {
   const lab = await up(6, LAB, { basePort: BASE_PORT, kube: true });
   const stats = path.join(lab.stateDir, "ssh-stats.jsonl");
-  const stack = new LabStack(
-    labStackConfig({ basePort: BASE_PORT, extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } } }),
+  const stack = new TestbedStack(
+    testbedStackConfig({ basePort: BASE_PORT, extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } } }),
     { K8SBM_SSH_STATS: stats },
   );
   const row = (what: string, seconds: number, extra = "") => console.log(`${what.padEnd(44)} ${seconds.toFixed(1).padStart(6)} s  ${extra}`);
@@ -53,7 +42,7 @@ async function main(): Promise<void> {
     row("first up (init, 2 control-plane joins, worker)", stack.run(["up", "--yes", "--skip-preview"]).seconds);
     fs.rmSync(stats, { force: true });
     const noop = stack.run(["up", "--yes", "--skip-preview"]);
-    row("no-op up", noop.seconds, counters(stats));
+    row("no-op up", noop.seconds, perHost(readStats(stats)));
     row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
     setNodes(stack, nodes(lab, [[1, CP], [2, CP], [3, CP], [4, ["worker"]], [6, ["worker"]]]));
     row("add a worker", stack.run(["up", "--yes", "--skip-preview"]).seconds);

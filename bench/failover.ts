@@ -3,9 +3,9 @@
 // from k8s-4 every 100 ms on the API VIP; the time from the fault to the first answer from
 // another host. Prints p50/p95/max per fault kind.
 // Usage: npm run bench:failover [-- trials [advertInt ...]]   (e.g. -- 10 1 0.5)
-import { down, up } from "../test/lab/lab";
-import { LabStack, UNICAST, labStackConfig } from "../test/lab/stack";
-import { holdersOf, percentile, probeTakeover, setLinkDown, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../test/lab/vrrp";
+import { down, up } from "../testbed";
+import { TestbedStack, UNICAST, testbedStackConfig } from "../testbed/stack";
+import { holdersOf, percentile, probeTakeover, setLinkDown, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../testbed/vrrp";
 
 const VIP = "10.118.12.100";
 const BASE_PORT = 22060;
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
 
 async function run(trials: number, advertInt: number): Promise<void> {
   const lab = await up(4, "failover", { basePort: BASE_PORT });
-  const stack = new LabStack(labStackConfig({ basePort: BASE_PORT, vrrp: { ...UNICAST, advertInt } }));
+  const stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, vrrp: { ...UNICAST, advertInt } }));
   try {
     stack.init(lab, "unused12");
     for (const h of ["k8s-1", "k8s-2", "k8s-3"]) await startFakeApiserver(lab, h);

@@ -4,7 +4,7 @@
 # v0.0.0; a wrapper module points them at their published v0.X.Y) into a cache outside the repo.
 # Prints the directory holding kubeadm and kubectl.
 # --node also builds what a node runs (kubelet and the control-plane binaries); only the live
-# lab cluster needs them (test/lab/node-image.sh), an operator's servers get distro packages.
+# lab cluster needs them (testbed/node-image.sh), an operator's servers get distro packages.
 set -euo pipefail
 cmds="kubeadm kubectl"
 [ "${1:-}" = --node ] && cmds="$cmds kubelet kube-apiserver kube-controller-manager kube-scheduler"

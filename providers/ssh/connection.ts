@@ -68,13 +68,13 @@ const counters = new Map<string, HostStats>();
  */
 function count(name: string, field: keyof HostStats): void {
   let s = counters.get(name);
-  if (!s) counters.set(name, (s = { connections: 0, commands: 0, mutatingCommands: 0 }));
+  if (!s) counters.set(name, (s = { connectAttempts: 0, connections: 0, commands: 0, mutatingCommands: 0 }));
   s[field]++;
   const file = process.env.K8SBM_SSH_STATS;
   if (file) fs.appendFileSync(file, JSON.stringify({ pid: process.pid, host: name, event: field }) + "\n");
 }
 
-/** Per node name: connections opened, commands run, commands run with `mutates`. */
+/** Per node name: connection attempts, connections opened, commands run, commands run with `mutates`. */
 export function stats(): Record<string, HostStats> {
   return Object.fromEntries([...counters.keys()].sort().map((k) => [k, { ...counters.get(k)! }]));
 }
@@ -384,6 +384,7 @@ async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledCon
   const retries = Math.max(0, t.retries ?? DEFAULTS.retries);
   for (let attempt = 0; ; attempt++) {
     try {
+      count(t.name, "connectAttempts");
       const c = await openOnce(t, pinned);
       count(t.name, "connections");
       return c;

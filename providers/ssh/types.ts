@@ -45,6 +45,8 @@ export interface Host {
 }
 
 export interface HostStats {
+  /** TCP connects tried, retries included */
+  connectAttempts: number;
   connections: number;
   commands: number;
   mutatingCommands: number;

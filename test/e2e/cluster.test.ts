@@ -1,5 +1,5 @@
 // A live cluster, end to end: `pulumi up` on lab hosts that run our builds of containerd,
-// kubelet, etcd and the control plane (test/lab/node-image.sh) — real `kubeadm init`, real
+// kubelet, etcd and the control plane (testbed/node-image.sh) — real `kubeadm init`, real
 // joins with credentials minted on a live control plane, a half-joined node reset and joined
 // again, the first control plane replaced, a removal etcd cannot afford refused, and destroy.
 //
@@ -9,9 +9,9 @@
 // host-network pods run; the coredns/kube-proxy images are stand-ins that never start.
 import * as fs from "fs";
 import * as YAML from "yaml";
-import { describeLab } from "../lab/jest-lab";
-import { down, hostExec, up, type LabState } from "../lab/lab";
-import { LabStack, labStackConfig } from "../lab/stack";
+import { describeTestbed } from "../testbed";
+import { down, hostExec, up, type TestbedState } from "../../testbed";
+import { TestbedStack, testbedStackConfig } from "../../testbed/stack";
 import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH } from "../../render/kubeadm";
 import { memberListCommand } from "../../providers/impl/kubeadm-commands";
 
@@ -23,8 +23,8 @@ const BASE_PORT = 22120;
 const CP = ["control-plane", "balancer"];
 const VIP = "10.118.12.100";
 
-let lab: LabState;
-let stack: LabStack;
+let lab: TestbedState;
+let stack: TestbedStack;
 const timings: Record<string, number> = {};
 
 const sh = (host: string, cmd: string, timeoutMs = 60_000) => hostExec(lab, host, cmd, { timeoutMs }).then((r) => r.stdout);
@@ -90,11 +90,11 @@ async function residue(host: string): Promise<string> {
   );
 }
 
-describeLab("a live cluster through pulumi up", () => {
+describeTestbed("a live cluster through pulumi up", () => {
   beforeAll(async () => {
     lab = await up(5, LAB, { basePort: BASE_PORT, kube: true });
-    stack = new LabStack(
-      labStackConfig({
+    stack = new TestbedStack(
+      testbedStackConfig({
         basePort: BASE_PORT,
         // this machine's kernel mounts cgroup v1 controllers
         extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } },

@@ -9,9 +9,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { describeLab, isCI } from "../lab/jest-lab";
-import { down, hostExec, up, type LabState } from "../lab/lab";
-import { LabStack, ROOT, updatedIds } from "../lab/stack";
+import { describeTestbed, isCI } from "../testbed";
+import { down, hostExec, up, type TestbedState } from "../../testbed";
+import { TestbedStack, ROOT, updatedIds } from "../../testbed/stack";
 
 const LAB = "libvirt";
 const BASE_PORT = 22060;
@@ -25,8 +25,8 @@ const NODES = ["k8s-1", "k8s-2", "k8s-3", "k8s-4"];
 const NETWORKS = ["wan0", "shadow"];
 const CACHE = path.join(os.homedir(), ".cache/k8s-baremetal/kernel");
 
-let lab: LabState;
-let stack: LabStack;
+let lab: TestbedState;
+let stack: TestbedStack;
 let uri: string;
 const timings: Record<string, number> = {};
 
@@ -158,7 +158,7 @@ const missingTools = TOOLS.filter(
   (c) => spawnSync("sh", ["-c", `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH command -v ${c}`]).status !== 0,
 );
 const describeLibvirt = (name: string, fn: () => void) => {
-  if (!missingTools.length) return describeLab(name, fn);
+  if (!missingTools.length) return describeTestbed(name, fn);
   const reason = `needs ${missingTools.join(", ")} (Debian: libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage dnsmasq-base busybox-static; see .ci/run)`;
   if (isCI()) return describe(name, () => test("libvirt and qemu are installed (required under CI=true)", () => { throw new Error(reason); }));
   // eslint-disable-next-line no-console
@@ -170,7 +170,7 @@ describeLibvirt("libvirt providers against a real libvirtd (qemu+libssh, TCG)", 
   beforeAll(async () => {
     lab = await up(1, LAB, { basePort: BASE_PORT, hostPrefix: "hv-" });
     await startHypervisor();
-    stack = new LabStack(undefined);
+    stack = new TestbedStack(undefined);
     const kh = path.join(stack.work, "known_hosts");
     knownHosts(kh, lab.hosts[0].hostKey);
     uri = uriWith(kh);

@@ -4,9 +4,9 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { describeLab } from "../lab/jest-lab";
-import { down, up, type LabState } from "../lab/lab";
-import { LabStack, ROOT, labStackConfig } from "../lab/stack";
+import { describeTestbed } from "../testbed";
+import { down, up, type TestbedState } from "../../testbed";
+import { TestbedStack, ROOT, testbedStackConfig } from "../../testbed/stack";
 
 const LAB = "rehearse";
 const BASE_PORT = 22080;
@@ -20,16 +20,16 @@ function installKubeadm(): void {
   fs.chmodSync(dst, 0o755);
 }
 
-describeLab("kubeadm init rehearsal through pulumi up", () => {
-  let lab: LabState;
-  let stack: LabStack;
+describeTestbed("kubeadm init rehearsal through pulumi up", () => {
+  let lab: TestbedState;
+  let stack: TestbedStack;
   let output: string;
 
   beforeAll(async () => {
     installKubeadm();
     lab = await up(4, LAB, { basePort: BASE_PORT });
-    stack = new LabStack(
-      labStackConfig({
+    stack = new TestbedStack(
+      testbedStackConfig({
         basePort: BASE_PORT,
         extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { rehearse: true } },
       }),

@@ -2,10 +2,10 @@
 // placement, reload without moves, holder death, dead apiserver, partition and heal. Unicast
 // VRRP without authentication here (the sound defaults); test/e2e/lab-stack.test.ts covers
 // multicast with the seed's AH.
-import { describeLab } from "../lab/jest-lab";
-import { down, hostExec, up, type LabState } from "../lab/lab";
-import { LabStack, UNICAST, labStackConfig } from "../lab/stack";
-import { holdersOf, probeTakeover, setLinkDown, setPartitioned, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../lab/vrrp";
+import { describeTestbed } from "../testbed";
+import { down, hostExec, up, type TestbedState } from "../../testbed";
+import { TestbedStack, UNICAST, testbedStackConfig } from "../../testbed/stack";
+import { holdersOf, probeTakeover, setLinkDown, setPartitioned, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../../testbed/vrrp";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
 
 const LAB = "vrrp";
@@ -15,24 +15,24 @@ const CONTROL_PLANES = ["k8s-1", "k8s-2", "k8s-3"];
 const exactlyOne = (h: string[]) => h.length === 1;
 
 /** Distinct MAC addresses answering ARP for `ip` on the wan1 segment, seen from `observer`. */
-async function arpOwners(lab: LabState, observer: string, ip: string): Promise<string[]> {
+async function arpOwners(lab: TestbedState, observer: string, ip: string): Promise<string[]> {
   const r = await hostExec(lab, observer, `arping -c 3 -w 3 -I wan1 ${ip}`, { allowFail: true });
   return [...new Set([...r.stdout.matchAll(/from ([0-9a-f:]{17})/gi)].map((m) => m[1].toLowerCase()))];
 }
 
-async function keepalivedPids(lab: LabState): Promise<Record<string, string>> {
+async function keepalivedPids(lab: TestbedState): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const h of CONTROL_PLANES) out[h] = (await hostExec(lab, h, "pgrep -o -x keepalived")).stdout.trim();
   return out;
 }
 
-describeLab("keepalived mesh on lab hosts", () => {
-  let lab: LabState;
-  let stack: LabStack;
+describeTestbed("keepalived mesh on lab hosts", () => {
+  let lab: TestbedState;
+  let stack: TestbedStack;
 
   beforeAll(async () => {
     lab = await up(4, LAB, { basePort: 22040 });
-    stack = new LabStack(labStackConfig({ basePort: 22040, vrrp: UNICAST }));
+    stack = new TestbedStack(testbedStackConfig({ basePort: 22040, vrrp: UNICAST }));
     stack.init(lab, "unused12");
     for (const h of CONTROL_PLANES) await startFakeApiserver(lab, h);
     stack.run(["up", "--yes", "--skip-preview"]);

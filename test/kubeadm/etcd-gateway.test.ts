@@ -25,7 +25,7 @@ const post = (p: string, body: unknown) =>
   execFileSync("curl", ["-sS", "--fail-with-body", "-X", "POST", "-d", JSON.stringify(body), `${url}${p}`], { encoding: "utf8" });
 
 beforeAll(async () => {
-  const out = execFileSync("bash", [path.join(ROOT, "test/lab/node-image.sh")], { encoding: "utf8", timeout: 60 * 60_000 }).trim();
+  const out = execFileSync("bash", [path.join(ROOT, "testbed/node-image.sh")], { encoding: "utf8", timeout: 60 * 60_000 }).trim();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-etcd-"));
   etcd = spawn(path.join(out, "bin/etcd"), [
     "--name", "k8s-1", "--data-dir", dir,

@@ -17,13 +17,13 @@ import {
   SshConnectionError,
   stats,
 } from "../../providers/ssh";
-import { hostExec, sshTarget, startSshd, stopSshd } from "../lab/lab";
-import { describeLab, useLab } from "../lab/jest-lab";
+import { hostExec, sshTarget, startSshd, stopSshd } from "../../testbed";
+import { describeTestbed, useTestbed } from "../testbed";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describeLab("ssh layer on lab hosts", () => {
-  const lab = useLab("jest-ssh", 3);
+describeTestbed("ssh layer on lab hosts", () => {
+  const lab = useTestbed("jest-ssh", 3);
   const target = (h: string) => sshTarget(lab(), h);
 
   beforeEach(() => {
@@ -81,7 +81,7 @@ describeLab("ssh layer on lab hosts", () => {
     const err = await h.exec("sleep 41; echo never", { timeoutMs: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExecTimeoutError);
     expect(err).toBeInstanceOf(RemoteError);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(20_000); // not the 41 s the command would take
     expect((err as Error).message).toMatch(/^k8s-2 \(127\.0\.0\.1\): command "sleep 41; echo never" timed out after 1000 ms/);
     // the server-side guard kills it (TERM at 1 s)
     let left = "x";
@@ -100,9 +100,7 @@ describeLab("ssh layer on lab hosts", () => {
     const t = { ...target("k8s-1"), hostKey: wrongKey, retries: 5 };
     const logins = async () => (await hostExec(st, "k8s-1", "grep -c 'Accepted publickey' /var/log/sshd.log || true")).stdout.trim();
     const loginsBefore = await logins();
-    const t0 = Date.now();
     const err = await connect(t).catch((e: unknown) => e);
-    const took = Date.now() - t0;
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     const msg = (err as Error).message;
     expect(msg).toContain("k8s-1");
@@ -110,8 +108,7 @@ describeLab("ssh layer on lab hosts", () => {
     expect(msg).toContain(`expected ${fingerprint(wrongKey)}`);
     expect(msg).toContain(`presented ${fingerprint(st.hosts[0].hostKey)}`);
     expect(msg).toMatch(/pulumi config/);
-    expect(took).toBeLessThan(400); // one attempt; a retry would wait >= 500 ms
-    expect(stats()["k8s-1"]?.connections ?? 0).toBe(0);
+    expect(stats()["k8s-1"]).toMatchObject({ connectAttempts: 1, connections: 0 }); // one attempt, no retry
     expect(await logins()).toBe(loginsBefore); // we never authenticated to the wrong host
   });
 
@@ -119,12 +116,11 @@ describeLab("ssh layer on lab hosts", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-key-"));
     try {
       execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
-      const t0 = Date.now();
       const err = await connect({ ...target("k8s-1"), privateKey: fs.readFileSync(path.join(dir, "k"), "utf8"), retries: 5 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SshAuthError);
       expect((err as Error).message).toMatch(/^k8s-1 \(127\.0\.0\.1:\d+\): SSH authentication as root failed/);
       expect((err as Error).message).not.toContain("PRIVATE KEY");
-      expect(Date.now() - t0).toBeLessThan(400);
+      expect(stats()["k8s-1"]).toMatchObject({ connectAttempts: 1, connections: 0 }); // no retry
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -137,7 +133,7 @@ describeLab("ssh layer on lab hosts", () => {
     const hosts = await Promise.all(Array.from({ length: 5 }, () => connect(target("k8s-3"))));
     const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => hosts[i % 5].exec(`echo ${i}`)));
     expect(outs.map((o) => o.stdout.trim())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
-    expect(stats()["k8s-3"]).toEqual({ connections: 1, commands: 20, mutatingCommands: 0 });
+    expect(stats()["k8s-3"]).toEqual({ connectAttempts: 1, connections: 1, commands: 20, mutatingCommands: 0 });
     const after = (await hostExec(lab(), "k8s-3", "grep -c 'Accepted publickey' /var/log/sshd.log || true")).stdout.trim();
     expect(Number(after) - Number(before || 0)).toBe(1); // the server agrees
   });
@@ -217,7 +213,7 @@ describeLab("ssh layer on lab hosts", () => {
     await h.exec("touch /tmp/x", { mutates: true });
     await h.writeFile("/tmp/y", "y", 0o644);
     await h.readFile("/tmp/y");
-    expect(stats()).toEqual({ "k8s-2": { connections: 1, commands: 4, mutatingCommands: 2 } });
+    expect(stats()).toEqual({ "k8s-2": { connectAttempts: 1, connections: 1, commands: 4, mutatingCommands: 2 } });
   });
 
   test("scanHostKey returns the recorded host key", async () => {
@@ -290,7 +286,7 @@ describeLab("ssh layer on lab hosts", () => {
       // one line per event, written as it happens (provider processes are killed, not exited)
       const events = fs.readFileSync(statsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
       expect(events.every((e) => typeof e.pid === "number" && e.host === "k8s-1")).toBe(true);
-      expect(events.map((e) => e.event).sort()).toEqual(["commands", "commands", "connections", "mutatingCommands"]);
+      expect(events.map((e) => e.event).sort()).toEqual(["commands", "commands", "connectAttempts", "connections", "mutatingCommands"]);
     } finally {
       fs.rmSync(statsFile, { force: true });
       fs.rmSync(targetFile, { force: true });

@@ -1,16 +1,16 @@
-// Driving the lab stack with the real CLI, for the end-to-end tests and the benchmark: a private
-// file backend, a copy of Pulumi.lab.yaml (passed with --config-file) holding this lab's client
+// Driving the testbed stack with the real CLI, for the end-to-end tests and the benchmark: a private
+// file backend, a copy of Pulumi.testbed.yaml (passed with --config-file) holding this testbed's client
 // key and recorded host keys.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import type { LabState } from "./lab";
-import { parseStackConfig } from "../../model/parse";
-import type { ClusterSpec } from "../../model/model";
+import type { TestbedState } from ".";
+import { parseStackConfig } from "../model/parse";
+import type { ClusterSpec } from "../model/model";
 
-export const ROOT = path.resolve(__dirname, "../..");
+export const ROOT = path.resolve(__dirname, "..");
 
 export interface RunResult {
   code: number;
@@ -18,17 +18,17 @@ export interface RunResult {
   seconds: number;
 }
 
-export class LabStack {
+export class TestbedStack {
   readonly work = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-stack-"));
-  readonly configFile = path.join(this.work, "lab.yaml");
+  readonly configFile = path.join(this.work, "testbed.yaml");
   /** a stack name of our own: `stack init` writes Pulumi.<stack>.yaml into the project, which we move out */
-  readonly name = `lab-${process.pid}-${path.basename(this.work).slice(-6)}`;
+  readonly name = `testbed-${process.pid}-${path.basename(this.work).slice(-6)}`;
 
-  /** @param config the stack config; default: Pulumi.lab.yaml as committed */
+  /** @param config the stack config; default: Pulumi.testbed.yaml as committed */
   constructor(config?: Record<string, unknown>, readonly env: Record<string, string> = {}) {
     fs.mkdirSync(path.join(this.work, "backend"));
     if (config) fs.writeFileSync(this.configFile, YAML.stringify({ config }));
-    else fs.copyFileSync(path.join(ROOT, "Pulumi.lab.yaml"), this.configFile);
+    else fs.copyFileSync(path.join(ROOT, "Pulumi.testbed.yaml"), this.configFile);
   }
 
   run(args: string[], opts: { allowFail?: boolean; input?: string; env?: Record<string, string> } = {}): RunResult {
@@ -41,7 +41,7 @@ export class LabStack {
       env: {
         ...process.env,
         PULUMI_BACKEND_URL: `file://${this.work}/backend`,
-        PULUMI_CONFIG_PASSPHRASE: "lab-passphrase",
+        PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
         PULUMI_CONFIG_PASSPHRASE_FILE: "",
         ...this.env,
         ...opts.env,
@@ -61,7 +61,7 @@ export class LabStack {
    * Create the stack and give it this lab's keys. hostKeys false: the lab hosts are not the
    * stack's nodes (the libvirt test's hypervisor), so their host keys are not set on nodes[].
    */
-  init(lab: LabState, vrrpPassword: string, opts: { hostKeys?: boolean } = {}): void {
+  init(lab: TestbedState, vrrpPassword: string, opts: { hostKeys?: boolean } = {}): void {
     this.run(["stack", "init", this.name]);
     // Keep the project tree clean: the new stack's file (its encryption salt) joins our copy.
     const created = path.join(ROOT, `Pulumi.${this.name}.yaml`);
@@ -93,17 +93,17 @@ export function updatedIds(out: string): string[] {
 }
 
 /**
- * Pulumi.lab.yaml for a lab on other ports: `hosts` nodes (k8s-1..3 control plane + balancer,
+ * Pulumi.testbed.yaml for a testbed on other ports: `hosts` nodes (k8s-1..3 control plane + balancer,
  * the rest workers, as in the seed) and VRRP settings merged over the file's.
  */
-export function labStackConfig(opts: {
+export function testbedStackConfig(opts: {
   basePort: number;
   hosts?: number;
   vrrp?: Record<string, unknown>;
   /** more top-level keys (without the namespace), replacing the file's */
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
-  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.lab.yaml"), "utf8")).config as Record<string, unknown>;
+  const cfg = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.testbed.yaml"), "utf8")).config as Record<string, unknown>;
   const nodes = Array.from({ length: opts.hosts ?? 4 }, (_, i) => ({
     name: `k8s-${i + 1}`,
     roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],

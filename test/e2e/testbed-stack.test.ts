@@ -1,20 +1,20 @@
 // The real engine on the real program: `pulumi` (built by scripts/setup-pulumi.sh) drives the
 // lab stack against lab hosts (network namespaces with sshd and real keepalived).
 import * as fs from "fs";
-import { describeLab } from "../lab/jest-lab";
-import { down, hostExec, load, recreateHost, up, type LabState } from "../lab/lab";
+import { describeTestbed } from "../testbed";
+import { down, hostExec, load, recreateHost, up, type TestbedState } from "../../testbed";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
 import * as ka from "../../render/keepalived";
 import { SYSCTL_PATH, sysctlConf } from "../../render/host";
 import { RT_TABLES_PATH } from "../../render/routing";
-import { LabStack, updatedIds } from "../lab/stack";
+import { TestbedStack, updatedIds } from "../../testbed/stack";
 
 const LAB = "e2e";
 const PASSWORD = "Vr7pAss1";
 const MANAGED = [SYSCTL_PATH, ka.KEEPALIVED_CONF_PATH, ka.CHECK_APISERVER_PATH, RT_TABLES_PATH, "/etc/hosts"];
 
-let stack: LabStack;
-let lab: LabState;
+let stack: TestbedStack;
+let lab: TestbedState;
 const pulumi = (args: string[], opts: { allowFail?: boolean } = {}) => stack.run(args, opts);
 const spec = () => stack.spec();
 
@@ -49,12 +49,12 @@ async function waitForHolders(expected: Map<string, string>, hosts: string[]): P
   }
 }
 
-describeLab("lab stack through the real Pulumi CLI", () => {
+describeTestbed("lab stack through the real Pulumi CLI", () => {
   const hosts = ["k8s-1", "k8s-2", "k8s-3", "k8s-4"];
   const before = new Map<string, string>();
 
   beforeAll(async () => {
-    stack = new LabStack();
+    stack = new TestbedStack();
     lab = await up(4, LAB, { basePort: 22020 });
     for (const h of hosts) before.set(h, await snapshot(h));
     stack.init(lab, PASSWORD);

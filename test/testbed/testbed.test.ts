@@ -3,8 +3,8 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { closeAll, connect, HostKeyMismatchError } from "../../providers/ssh";
-import { describeLab, useLab } from "./jest-lab";
-import { down, hostExec, load, recreateHost, sshTarget, stateDirOf, up } from "./lab";
+import { describeTestbed, useTestbed } from "../testbed";
+import { down, hostExec, load, recreateHost, sshTarget, stateDirOf, up } from "../../testbed";
 
 const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { encoding: "utf8" });
 const netnsOf = (lab: string) => sh("ip netns list").split("\n").filter((l) => l.startsWith(`k8sbm.${lab}.`));
@@ -19,12 +19,12 @@ const membersOf = (lab: string) =>
 const zombieChildren = () =>
   sh(`ps -eo ppid=,stat= | awk '$1 == ${process.pid} && $2 ~ /^Z/' | wc -l`).trim();
 
-describeLab("lab harness", () => {
+describeTestbed("lab harness", () => {
   let rootLinksBefore = "";
   beforeAll(() => {
     rootLinksBefore = sh("ip -o link show | awk -F': ' '{print $2}' | sort");
   });
-  const lab = useLab("jest-lab", 2);
+  const lab = useTestbed("jest-lab", 2);
 
   afterAll(async () => {
     await down("jest-lab2");

@@ -3,8 +3,8 @@
 // a test failure.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
-import { closeAll } from "../../providers/ssh";
-import { down, up, type LabState, type UpOptions } from "./lab";
+import { closeAll } from "../providers/ssh";
+import { down, up, type TestbedState, type UpOptions } from "../testbed";
 
 let cached: { ok: true } | { ok: false; reason: string } | undefined;
 
@@ -35,7 +35,7 @@ function probe(): { ok: true } | { ok: false; reason: string } {
 }
 
 /** Whether lab tests can run on this machine (cached per process). */
-export function labAvailable(): { ok: true } | { ok: false; reason: string } {
+export function testbedAvailable(): { ok: true } | { ok: false; reason: string } {
   return (cached ??= probe());
 }
 
@@ -44,8 +44,8 @@ export function isCI(): boolean {
 }
 
 /** `describe` for lab tests: skips with a clear message when the lab can't run, fails under CI=true. */
-export function describeLab(name: string, fn: () => void): void {
-  const a = labAvailable();
+export function describeTestbed(name: string, fn: () => void): void {
+  const a = testbedAvailable();
   if (a.ok) {
     describe(name, fn);
     return;
@@ -65,10 +65,10 @@ export function describeLab(name: string, fn: () => void): void {
 
 /**
  * Brings a lab up in beforeAll and tears it down in afterAll (also closing pooled SSH
- * connections). Call inside describeLab; use the returned getter in tests.
+ * connections). Call inside describeTestbed; use the returned getter in tests.
  */
-export function useLab(lab: string, n: number, opts: UpOptions = {}): () => LabState {
-  let st: LabState | undefined;
+export function useTestbed(lab: string, n: number, opts: UpOptions = {}): () => TestbedState {
+  let st: TestbedState | undefined;
   beforeAll(async () => {
     st = await up(n, lab, opts);
   }, 180_000);

@@ -1,7 +1,7 @@
-// CLI for the lab harness:  lab up [N] [--name NAME] [--base-port P] [--kube]  |  lab down [--name NAME]
-//                           lab recreate HOST [--name NAME]            |   lab status [--name NAME]
+// CLI for the testbed:  testbed up [N] [--name NAME] [--base-port P] [--kube]  |  testbed down [--name NAME]
+//                       testbed recreate HOST [--name NAME]            |   testbed status [--name NAME]
 import * as path from "path";
-import { down, list, load, recreateHost, stateDirOf, up } from "./lab";
+import { down, list, load, recreateHost, stateDirOf, up } from ".";
 
 function parse(argv: string[]): { cmd: string; pos: string[]; name: string; basePort: number; kube: boolean } {
   const pos: string[] = [];
@@ -22,7 +22,7 @@ function parse(argv: string[]): { cmd: string; pos: string[]; name: string; base
 
 export async function main(argv: string[]): Promise<void> {
   const { cmd, pos, name, basePort, kube } = parse(argv);
-  const log = (m: string) => console.log(`[lab ${name}] ${m}`);
+  const log = (m: string) => console.log(`[testbed ${name}] ${m}`);
   const t0 = Date.now();
   switch (cmd) {
     case "up": {

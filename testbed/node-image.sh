@@ -11,7 +11,7 @@
 # (cilium replaces it) and CoreDNS pods stay Pending in a lab without a CNI.
 # Prints the output directory.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")/.." && pwd)
 kver=$(node -p "require('$here/package.json').config.kubernetesVersion")
 containerd_ver=2.4.2
 crictl_ver=1.37.0
@@ -21,7 +21,7 @@ log() { echo "node-image: $*" >&2; }
 
 kbin=$(bash "$here/scripts/setup-kube.sh" --node)
 # the packaging is redone whenever this script or its files change; the builds are kept
-recipe=$(cat "$0" "$here"/test/lab/node-image/* | sha256sum | cut -c1-16)
+recipe=$(cat "$0" "$here"/testbed/node-image/* | sha256sum | cut -c1-16)
 done_() { [ "$(cat "$out/.complete" 2>/dev/null)" = "$recipe" ]; }
 if done_; then echo "$out"; exit 0; fi
 mkdir -p "$cache"
@@ -55,7 +55,7 @@ built || {
   done
   gobuild "$work/crictl" "sigs.k8s.io/cri-tools@v$crictl_ver" "$out/bin/crictl" sigs.k8s.io/cri-tools/cmd/crictl \
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$crictl_ver"
-  gcc -static -O2 -o "$out/bin/pause" "$here/test/lab/node-image/pause.c"
+  gcc -static -O2 -o "$out/bin/pause" "$here/testbed/node-image/pause.c"
   rm -rf "$work"
 } >>"$buildlog" 2>&1 || { tail -40 "$buildlog" >&2; log "build failed (log: $buildlog)"; exit 1; }
 
@@ -107,14 +107,14 @@ single cri-tools "$out/bin/crictl" "$crictl_ver-1.1"
 s="$stage/kubelet"
 mkdir -p "$s/usr/bin" "$s/etc/init.d" "$s/usr/lib/k8sbm-lab" "$s/etc/kubernetes/manifests"
 cp "$kbin/kubelet" "$s/usr/bin/"
-install -m 0755 "$here/test/lab/node-image/kubelet.init" "$s/etc/init.d/kubelet"
-install -m 0755 "$here/test/lab/node-image/kubelet-supervise" "$s/usr/lib/k8sbm-lab/kubelet-supervise"
+install -m 0755 "$here/testbed/node-image/kubelet.init" "$s/etc/init.d/kubelet"
+install -m 0755 "$here/testbed/node-image/kubelet-supervise" "$s/usr/lib/k8sbm-lab/kubelet-supervise"
 deb kubelet "$kver-1.1" "" "$s"
 s="$stage/containerd"
 mkdir -p "$s/usr/bin" "$s/etc/init.d" "$s/etc/containerd" "$s/usr/share/k8sbm-lab/images"
 cp "$out/bin/containerd" "$out/bin/containerd-shim-runc-v2" "$out/bin/ctr" "$s/usr/bin/"
-install -m 0755 "$here/test/lab/node-image/containerd.init" "$s/etc/init.d/containerd"
-sed "s|@SANDBOX@|$(echo "$images" | grep /pause:)|" "$here/test/lab/node-image/containerd.toml" >"$s/etc/containerd/config.toml"
+install -m 0755 "$here/testbed/node-image/containerd.init" "$s/etc/init.d/containerd"
+sed "s|@SANDBOX@|$(echo "$images" | grep /pause:)|" "$here/testbed/node-image/containerd.toml" >"$s/etc/containerd/config.toml"
 cp "$out/images/"*.tar "$s/usr/share/k8sbm-lab/images/"
 deb containerd "$containerd_ver-1" "runc" "$s"
 rm -rf "$stage"

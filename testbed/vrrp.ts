@@ -1,15 +1,15 @@
 // VRRP observation and fault injection on lab hosts, for the failover tests and benchmark.
 import { execFileSync } from "child_process";
-import { hostExec, type LabState } from "./lab";
+import { hostExec, type TestbedState } from ".";
 
 /** The hosts that currently carry `ip` on an interface. */
-export async function holdersOf(lab: LabState, ip: string): Promise<string[]> {
+export async function holdersOf(lab: TestbedState, ip: string): Promise<string[]> {
   const out: string[] = [];
   for (const h of lab.hosts) if ((await hostExec(lab, h.name, "ip -4 -o addr show")).stdout.includes(` ${ip}/`)) out.push(h.name);
   return out;
 }
 
-export async function waitForHolder(lab: LabState, ip: string, accept: (holders: string[]) => boolean, timeoutMs = 30_000): Promise<string[]> {
+export async function waitForHolder(lab: TestbedState, ip: string, accept: (holders: string[]) => boolean, timeoutMs = 30_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const h = await holdersOf(lab, ip);
@@ -29,7 +29,7 @@ const srv = https.createServer({ key: fs.readFileSync("/run/fake-apiserver/key.p
 srv.listen(6443, "0.0.0.0", () => fs.writeFileSync("/run/fake-apiserver/pid", String(process.pid)));
 `;
 
-export async function startFakeApiserver(lab: LabState, host: string): Promise<void> {
+export async function startFakeApiserver(lab: TestbedState, host: string): Promise<void> {
   await hostExec(
     lab,
     host,
@@ -45,19 +45,19 @@ export async function startFakeApiserver(lab: LabState, host: string): Promise<v
   );
 }
 
-export async function stopFakeApiserver(lab: LabState, host: string): Promise<void> {
+export async function stopFakeApiserver(lab: TestbedState, host: string): Promise<void> {
   await hostExec(lab, host, "[ -s /run/fake-apiserver/pid ] && kill $(cat /run/fake-apiserver/pid); rm -f /run/fake-apiserver/pid; true");
 }
 
 /** Cut or restore a host's wan1 port on the lab switch (the link stays up: a true partition). */
-export function setPartitioned(lab: LabState, host: string, partitioned: boolean): void {
+export function setPartitioned(lab: TestbedState, host: string, partitioned: boolean): void {
   const index = lab.hosts.findIndex((h) => h.name === host) + 1;
   const sw = `k8sbm.${lab.name}._sw`;
   execFileSync("ip", ["-n", sw, "link", "set", `h${index}w1`, ...(partitioned ? ["nomaster"] : ["master", "br1"])]);
 }
 
 /** Drop or restore the host's own wan1 link (what a dead NIC or node looks like to its peers). */
-export async function setLinkDown(lab: LabState, host: string, down: boolean): Promise<void> {
+export async function setLinkDown(lab: TestbedState, host: string, down: boolean): Promise<void> {
   await hostExec(lab, host, `ip link set wan1 ${down ? "down" : "up"}`);
 }
 
@@ -83,7 +83,7 @@ once();
 `;
 
 /** Start probing from `observer`; resolves when a host other than `from` answers on the VIP. */
-export function probeTakeover(lab: LabState, observer: string, vip: string, port: number, from: string, limitMs = 30_000): Promise<{ at: number; host: string }> {
+export function probeTakeover(lab: TestbedState, observer: string, vip: string, port: number, from: string, limitMs = 30_000): Promise<{ at: number; host: string }> {
   return hostExec(lab, observer, `node -e '${PROBE.replace(/'/g, `'\\''`)}' ${vip} ${port} ${from} ${limitMs}`, {
     allowFail: true,
     timeoutMs: limitMs + 10_000,
