@@ -21,9 +21,18 @@ const lab = config.lab.enabled ? new LibvirtLab("lab", { spec, secrets }) : unde
 
 // 1. every node prepared: pinned SSH identity, packages, kernel settings, files, containerd
 //    (layers.hosts false: a stack that only builds the lab; model/checks.ts requires hosts for the rest)
-const hosts = !layers.hosts ? {} : Object.fromEntries(spec.nodes.map((node) => [node.name, new ClusterHost(node.name,
-  { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
-  lab ? { dependsOn: [lab.vms[node.name]] } : {})]));
+const hosts = !layers.hosts
+  ? {}
+  : Object.fromEntries(
+      spec.nodes.map((node) => [
+        node.name,
+        new ClusterHost(
+          node.name,
+          { spec, node, secrets, ...(lab ? { pinnedHostKey: lab.hostKeys[node.name] } : {}) },
+          lab ? { dependsOn: [lab.vms[node.name]] } : {},
+        ),
+      ]),
+    );
 
 // 2. VRRP configuration: keepalived.conf and the apiserver check on balancers, policy routing everywhere
 const vrrp = layers.hosts ? new VrrpMesh("vrrp", { spec, secrets, hosts }) : undefined;
@@ -32,7 +41,9 @@ const vrrp = layers.hosts ? new VrrpMesh("vrrp", { spec, secrets, hosts }) : und
 const firstVip = first && vrrp?.start(first);
 
 // 4. the cluster: `kubeadm init` on the first control plane (or its --dry-run rehearsal)
-const cluster = kubernetes ? new ControlPlane("control-plane", { spec, hosts, after: firstVip ? [firstVip] : [], dryRun: rehearse }) : undefined;
+const cluster = kubernetes
+  ? new ControlPlane("control-plane", { spec, hosts, after: firstVip ? [firstVip] : [], dryRun: rehearse })
+  : undefined;
 
 // 5. control planes join one at a time; keepalived starts on each after its join
 for (const node of spec.controlPlanes) {
@@ -43,15 +54,17 @@ for (const node of spec.nodes.filter((n) => !n.controlPlane)) vrrp?.start(node);
 
 // 6. the network: cilium replaces kube-proxy
 const live = cluster && !rehearse ? cluster : undefined;
-const network = live && layers.cilium && config.cilium.enabled
-  ? new Cilium("cilium", { spec, adminKubeconfig: live.adminKubeconfig, tunnelVia: hosts[first.name].connection, after: live.members })
-  : undefined;
+const network =
+  live && layers.cilium && config.cilium.enabled
+    ? new Cilium("cilium", { spec, adminKubeconfig: live.adminKubeconfig, tunnelVia: hosts[first.name].connection, after: live.members })
+    : undefined;
 
 // 7. workers join once the network is up
 if (live) new Workers("workers", { spec, hosts, after: network ? [...live.members, network.release] : live.members });
 
 // 8. add-ons
-if (network && layers.addons) new Addons("addons", { spec, provider: network.provider, tsigSecret: secrets.certManagerTsigSecret, after: [network.release] });
+if (network && layers.addons)
+  new Addons("addons", { spec, provider: network.provider, tsigSecret: secrets.certManagerTsigSecret, after: [network.release] });
 
 const holders = expectedHolders(planVrrp(spec));
 
@@ -61,7 +74,10 @@ export = {
   controlPlaneVip: spec.controlPlaneVip.address,
   externalVips: Object.fromEntries(config.vrrp.external.vips.map((v) => [v, holders.get(v) ?? ""])),
   nodes: Object.fromEntries(
-    spec.nodes.map((n) => [n.name, { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name]?.hostKeyFingerprint }]),
+    spec.nodes.map((n) => [
+      n.name,
+      { roles: n.roles, wan0: n.wan0.address, wan1: n.wan1.address, hostKey: hosts[n.name]?.hostKeyFingerprint },
+    ]),
   ),
   ...(live ? { kubeconfig: pulumi.secret(live.adminKubeconfig) } : {}),
   // `kubeadm init --dry-run` output of a rehearsal (secret: it shows a join token)

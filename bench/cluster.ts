@@ -17,7 +17,13 @@ const CP = ["control-plane", "balancer"];
 function nodes(lab: TestbedState, spec: [number, string[]][]) {
   return spec.map(([i, roles]) => {
     const h = lab.hosts[i - 1];
-    return { name: h.name, roles, ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey }, wan0: { interface: "wan0", address: h.ifaces.wan0.cidr }, wan1: { interface: "wan1", address: h.ifaces.wan1.cidr } };
+    return {
+      name: h.name,
+      roles,
+      ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey },
+      wan0: { interface: "wan0", address: h.ifaces.wan0.cidr },
+      wan1: { interface: "wan1", address: h.ifaces.wan1.cidr },
+    };
   });
 }
 
@@ -27,26 +33,55 @@ function setNodes(stack: TestbedStack, list: ReturnType<typeof nodes>): void {
   fs.writeFileSync(stack.configFile, YAML.stringify(doc));
 }
 
-
 async function main(): Promise<void> {
   const lab = await up(6, LAB, { basePort: BASE_PORT, kube: true });
   const stats = path.join(lab.stateDir, "ssh-stats.jsonl");
   const stack = new TestbedStack(
-    testbedStackConfig({ basePort: BASE_PORT, extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } } }),
+    testbedStackConfig({
+      basePort: BASE_PORT,
+      extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } },
+    }),
     { K8SBM_SSH_STATS: stats },
   );
-  const row = (what: string, seconds: number, extra = "") => console.log(`${what.padEnd(44)} ${seconds.toFixed(1).padStart(6)} s  ${extra}`);
+  const row = (what: string, seconds: number, extra = "") =>
+    console.log(`${what.padEnd(44)} ${seconds.toFixed(1).padStart(6)} s  ${extra}`);
   try {
-    setNodes(stack, nodes(lab, [[1, CP], [2, CP], [3, CP], [4, ["worker"]]]));
+    setNodes(
+      stack,
+      nodes(lab, [
+        [1, CP],
+        [2, CP],
+        [3, CP],
+        [4, ["worker"]],
+      ]),
+    );
     stack.init(lab, "benchpw1", { hostKeys: false });
     row("first up (init, 2 control-plane joins, worker)", stack.run(["up", "--yes", "--skip-preview"]).seconds);
     fs.rmSync(stats, { force: true });
     const noop = stack.run(["up", "--yes", "--skip-preview"]);
     row("no-op up", noop.seconds, perHost(readStats(stats)));
     row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
-    setNodes(stack, nodes(lab, [[1, CP], [2, CP], [3, CP], [4, ["worker"]], [6, ["worker"]]]));
+    setNodes(
+      stack,
+      nodes(lab, [
+        [1, CP],
+        [2, CP],
+        [3, CP],
+        [4, ["worker"]],
+        [6, ["worker"]],
+      ]),
+    );
     row("add a worker", stack.run(["up", "--yes", "--skip-preview"]).seconds);
-    setNodes(stack, nodes(lab, [[2, CP], [3, CP], [5, CP], [4, ["worker"]], [6, ["worker"]]]));
+    setNodes(
+      stack,
+      nodes(lab, [
+        [2, CP],
+        [3, CP],
+        [5, CP],
+        [4, ["worker"]],
+        [6, ["worker"]],
+      ]),
+    );
     row("replace the first control plane", stack.run(["up", "--yes", "--skip-preview"]).seconds);
     row("destroy", stack.run(["destroy", "--yes", "--skip-preview"]).seconds);
   } finally {

@@ -51,7 +51,9 @@ async function run(trials: number, advertInt: number): Promise<void> {
       }
       times.sort((a, b) => a - b);
       const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-      console.log(`| ${advertInt} s | ${f.name} | ${trials} | ${s(percentile(times, 50))} | ${s(percentile(times, 95))} | ${s(times[times.length - 1])} |`);
+      console.log(
+        `| ${advertInt} s | ${f.name} | ${trials} | ${s(percentile(times, 50))} | ${s(percentile(times, 95))} | ${s(times[times.length - 1])} |`,
+      );
     }
   } finally {
     stack.remove();

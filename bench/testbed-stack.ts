@@ -10,7 +10,6 @@ import { perHost, readStats } from "./ssh-stats";
 
 const BASE_PORT = 22100;
 
-
 async function bench(n: number): Promise<void> {
   const lab = await up(n, "bench", { basePort: BASE_PORT });
   const statsFile = path.join(lab.stateDir, "ssh-stats.jsonl");
@@ -40,7 +39,10 @@ async function bench(n: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((x) => x > 0);
   for (const n of sizes.length ? sizes : [4, 16]) await bench(n);
 }
 

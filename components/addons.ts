@@ -22,11 +22,25 @@ export class Addons extends pulumi.ComponentResource {
     const a = args.spec.config.addons;
     const o = { parent: this, provider: args.provider, dependsOn: args.after };
     const release = (id: string, chart: string, repo: string, version: string, namespace: string, values: Record<string, unknown> = {}) =>
-      new k8s.helm.v3.Release(id, { name: chart, chart, version, namespace, createNamespace: true, repositoryOpts: { repo }, values, atomic: true }, o);
+      new k8s.helm.v3.Release(
+        id,
+        { name: chart, chart, version, namespace, createNamespace: true, repositoryOpts: { repo }, values, atomic: true },
+        o,
+      );
 
     if (a.dashboard.enabled) {
-      const dash = release(`${name}-dashboard`, "kubernetes-dashboard", "https://kubernetes.github.io/dashboard/", a.dashboard.version, "kubernetes-dashboard");
-      const sa = new k8s.core.v1.ServiceAccount(`${name}-dashboard-admin`, { metadata: { name: "dashboard-admin", namespace: "kubernetes-dashboard" } }, { ...o, dependsOn: [dash] });
+      const dash = release(
+        `${name}-dashboard`,
+        "kubernetes-dashboard",
+        "https://kubernetes.github.io/dashboard/",
+        a.dashboard.version,
+        "kubernetes-dashboard",
+      );
+      const sa = new k8s.core.v1.ServiceAccount(
+        `${name}-dashboard-admin`,
+        { metadata: { name: "dashboard-admin", namespace: "kubernetes-dashboard" } },
+        { ...o, dependsOn: [dash] },
+      );
       new k8s.rbac.v1.ClusterRoleBinding(
         `${name}-dashboard-admin`,
         {
@@ -39,7 +53,9 @@ export class Addons extends pulumi.ComponentResource {
     }
 
     if (a.certManager.enabled) {
-      const cm = release(`${name}-cert-manager`, "cert-manager", "https://charts.jetstack.io", a.certManager.version, "cert-manager", { crds: { enabled: true } });
+      const cm = release(`${name}-cert-manager`, "cert-manager", "https://charts.jetstack.io", a.certManager.version, "cert-manager", {
+        crds: { enabled: true },
+      });
       const rfc = a.certManager.rfc2136;
       const deps: pulumi.Resource[] = [cm];
       if (rfc && args.tsigSecret)
@@ -84,7 +100,13 @@ export class Addons extends pulumi.ComponentResource {
     }
 
     if (a.ingressNginx.enabled)
-      release(`${name}-ingress-nginx`, "ingress-nginx", "https://kubernetes.github.io/ingress-nginx", a.ingressNginx.version, "ingress-nginx");
+      release(
+        `${name}-ingress-nginx`,
+        "ingress-nginx",
+        "https://kubernetes.github.io/ingress-nginx",
+        a.ingressNginx.version,
+        "ingress-nginx",
+      );
     this.registerOutputs({});
   }
 }

@@ -52,10 +52,18 @@ export class LibvirtLab extends pulumi.ComponentResource {
         networkConfig: lv.labNetworkConfig(spec, node),
       }));
       const seed = new LibvirtVolume(`${node.name}-seed`, { uri: lab.uri, pool: lab.pool, name: `${node.name}-seed.iso`, cloudInit }, p);
-      const xml = pulumi.all([disk.path, seed.path]).apply(([diskPath, seedIsoPath]) =>
-        lv.domainXml(lv.labDomain(spec, node, { diskPath, seedIsoPath, consoleLogPath: `/var/log/libvirt/qemu/${node.name}-console.log` })),
+      const xml = pulumi
+        .all([disk.path, seed.path])
+        .apply(([diskPath, seedIsoPath]) =>
+          lv.domainXml(
+            lv.labDomain(spec, node, { diskPath, seedIsoPath, consoleLogPath: `/var/log/libvirt/qemu/${node.name}-console.log` }),
+          ),
+        );
+      this.vms[node.name] = new LibvirtDomain(
+        `${node.name}-vm`,
+        { uri: lab.uri, name: node.name, xml, running: true },
+        { parent: this, dependsOn: networks },
       );
-      this.vms[node.name] = new LibvirtDomain(`${node.name}-vm`, { uri: lab.uri, name: node.name, xml, running: true }, { parent: this, dependsOn: networks });
     }
     this.registerOutputs({ hostKeys: this.hostKeys });
   }

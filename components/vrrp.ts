@@ -54,7 +54,11 @@ export class VrrpMesh extends pulumi.ComponentResource {
           { connection, path: routing.RT_TABLES_PATH, content: routing.rtTablesConf(spec), mode: "0644" },
           { parent: this, dependsOn: prepared },
         );
-        new PolicyRouting(`${node.name}-policy-routing`, { connection, ...numericTables(spec, node) }, { parent: this, dependsOn: [table] });
+        new PolicyRouting(
+          `${node.name}-policy-routing`,
+          { connection, ...numericTables(spec, node) },
+          { parent: this, dependsOn: [table] },
+        );
       }
 
     if (config.layers.keepalived) {
@@ -69,7 +73,9 @@ export class VrrpMesh extends pulumi.ComponentResource {
     const { config } = spec;
     const node = spec.nodes.find((n) => n.name === plan.node)!;
     const { connection, prepared } = this.args.hosts[node.name];
-    const conf = password.apply((pw) => ka.keepalivedConf(plan, ka.keepalivedOptions(spec, config.vrrp.authType === "none" ? undefined : pw)));
+    const conf = password.apply((pw) =>
+      ka.keepalivedConf(plan, ka.keepalivedOptions(spec, config.vrrp.authType === "none" ? undefined : pw)),
+    );
     const files: pulumi.Resource[] = [
       new RemoteFile(
         `${node.name}-keepalived-conf`,

@@ -39,7 +39,10 @@ const uniqueNodes: Check = (c) => {
     { key: `nodes[${i}].wan1.mac`, value: n.wan1.mac },
   ]);
   return [
-    ...duplicates(c.nodes.map((n, i) => ({ key: `nodes[${i}].name`, value: n.name })), "node name"),
+    ...duplicates(
+      c.nodes.map((n, i) => ({ key: `nodes[${i}].name`, value: n.name })),
+      "node name",
+    ),
     ...duplicates(addresses, "node address"),
     ...duplicates(macs, "MAC address"),
   ];
@@ -81,7 +84,10 @@ const controlPlaneVip: Check = (c) => {
   c.nodes.forEach((n, i) => {
     for (const nic of ["wan0", "wan1"] as const)
       if (addressOf(n[nic].address) === vip.address)
-        out.push({ key: "vrrp.controlPlane.vip", message: `equals nodes[${i}].${nic}.address of ${n.name}; a VIP must be an unused address` });
+        out.push({
+          key: "vrrp.controlPlane.vip",
+          message: `equals nodes[${i}].${nic}.address of ${n.name}; a VIP must be an unused address`,
+        });
   });
   return out;
 };
@@ -96,7 +102,10 @@ const externalVips: Check = (c) => {
   c.vrrp.external.vips.forEach((v, i) => {
     const a = parseIPv4(v)!;
     if (!cidrContains(shadow, a))
-      out.push({ key: `vrrp.external.vips[${i}]`, message: `${v} is outside the shadow subnet ${c.routing.shadowSubnet} (routing.shadowSubnet); external IPs must come from it` });
+      out.push({
+        key: `vrrp.external.vips[${i}]`,
+        message: `${v} is outside the shadow subnet ${c.routing.shadowSubnet} (routing.shadowSubnet); external IPs must come from it`,
+      });
     const owner = nodeAddrs.get(a);
     if (owner) out.push({ key: `vrrp.external.vips[${i}]`, message: `${v} is an address of node ${owner}; use an unused address` });
     if (a === parseIPv4(c.routing.gateway))
@@ -128,14 +137,23 @@ const routerIds: Check = (c) => {
     });
   const ai = c.vrrp.advertInt;
   if (c.vrrp.authType !== "none" && !Number.isInteger(ai))
-    out.push({ key: "vrrp.advertInt", message: `${ai} needs VRRPv3, which has no authentication: use whole seconds or set vrrp.authType to none` });
+    out.push({
+      key: "vrrp.advertInt",
+      message: `${ai} needs VRRPv3, which has no authentication: use whole seconds or set vrrp.authType to none`,
+    });
   if (Math.abs(ai * 100 - Math.round(ai * 100)) > 1e-9)
     out.push({ key: "vrrp.advertInt", message: `${ai}: VRRPv3 counts in hundredths of a second; round it to 0.01` });
   const controlPlanes = c.nodes.filter((n) => n.roles.includes("control-plane")).length;
   if (c.vrrp.controlPlane.otherPriority - (controlPlanes - 2) < 1)
-    out.push({ key: "vrrp.controlPlane.otherPriority", message: `too low for ${controlPlanes} control planes: each after the second gets one less, down to at least 1` });
+    out.push({
+      key: "vrrp.controlPlane.otherPriority",
+      message: `too low for ${controlPlanes} control planes: each after the second gets one less, down to at least 1`,
+    });
   if (c.vrrp.controlPlane.firstPriority <= c.vrrp.controlPlane.otherPriority)
-    out.push({ key: "vrrp.controlPlane.firstPriority", message: "must be higher than otherPriority so the first node holds the VIP during bootstrap" });
+    out.push({
+      key: "vrrp.controlPlane.firstPriority",
+      message: "must be higher than otherPriority so the first node holds the VIP during bootstrap",
+    });
   if (n && c.vrrp.external.topPriority - (c.vrrp.external.ipsPerNode ?? 1) < 1)
     out.push({ key: "vrrp.external.topPriority", message: "too low for the rotation: priorities would drop below 1" });
   return out;
@@ -159,10 +177,20 @@ const subnets: Check = (c) => {
   const out: Finding[] = [];
   for (let i = 0; i < all.length; i++)
     for (let j = i + 1; j < all.length; j++) {
-      const a = all[i], b = all[j];
-      if (a.key.startsWith("nodes") && b.key.startsWith("nodes") && formatCidr(a.cidr) !== formatCidr(b.cidr) && !cidrsOverlap(a.cidr, b.cidr)) continue;
+      const a = all[i],
+        b = all[j];
+      if (
+        a.key.startsWith("nodes") &&
+        b.key.startsWith("nodes") &&
+        formatCidr(a.cidr) !== formatCidr(b.cidr) &&
+        !cidrsOverlap(a.cidr, b.cidr)
+      )
+        continue;
       if (cidrsOverlap(a.cidr, b.cidr))
-        out.push({ key: b.key, message: `${formatCidr(b.cidr)} overlaps ${a.key} ${formatCidr(a.cidr)}; pod, service and node networks must be disjoint` });
+        out.push({
+          key: b.key,
+          message: `${formatCidr(b.cidr)} overlaps ${a.key} ${formatCidr(a.cidr)}; pod, service and node networks must be disjoint`,
+        });
     }
   if (!cidrContains(parseCidr(c.routing.shadowSubnet)!, parseIPv4(c.routing.gateway)!))
     out.push({ key: "routing.gateway", message: `${c.routing.gateway} is outside routing.shadowSubnet ${c.routing.shadowSubnet}` });
@@ -193,7 +221,8 @@ const layersAndAddons: Check = (c) => {
   if (!c.layers.hosts) {
     for (const k of ["hostPrep", "keepalived", "kubernetes"] as const)
       if (c.layers[k]) out.push({ key: `layers.${k}`, message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
-    if (c.routing.enabled) out.push({ key: "routing.enabled", message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
+    if (c.routing.enabled)
+      out.push({ key: "routing.enabled", message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
     if (!c.lab.enabled) out.push({ key: "layers.hosts", message: "false leaves nothing to do unless lab.enabled is true" });
   }
   if (c.addons.certManager.enabled && !c.addons.certManager.email)
@@ -205,12 +234,17 @@ const labNetworks: Check = (c) => {
   if (!c.lab.enabled) return [];
   const out: Finding[] = [];
   const wan0 = subnetOf(c.lab.networks.wan0.gateway);
-  if (!c.lab.baseImage) out.push({ key: "lab.baseImage", message: "is required when lab.enabled is true: a cloud image path on the hypervisor" });
+  if (!c.lab.baseImage)
+    out.push({ key: "lab.baseImage", message: "is required when lab.enabled is true: a cloud image path on the hypervisor" });
   c.nodes.forEach((n, i) => {
     for (const nic of ["wan0", "wan1"] as const)
-      if (!n[nic].mac) out.push({ key: `nodes[${i}].${nic}.mac`, message: "is required for lab VMs (interfaces are named and addressed by MAC)" });
+      if (!n[nic].mac)
+        out.push({ key: `nodes[${i}].${nic}.mac`, message: "is required for lab VMs (interfaces are named and addressed by MAC)" });
     if (!cidrContains(wan0, addressOf(n.wan0.address)))
-      out.push({ key: `nodes[${i}].wan0.address`, message: `is outside the lab wan0 network ${formatCidr(wan0)} (lab.networks.wan0.gateway)` });
+      out.push({
+        key: `nodes[${i}].wan0.address`,
+        message: `is outside the lab wan0 network ${formatCidr(wan0)} (lab.networks.wan0.gateway)`,
+      });
   });
   if (c.lab.initrd && !c.lab.kernel) out.push({ key: "lab.initrd", message: "needs lab.kernel (direct kernel boot)" });
   if (c.lab.cmdline !== undefined && !c.lab.kernel) out.push({ key: "lab.cmdline", message: "needs lab.kernel (direct kernel boot)" });
@@ -239,7 +273,19 @@ const cgroupDriver: Check = (c) => {
   );
 };
 
-const CHECKS: Check[] = [uniqueNodes, roles, quorum, controlPlaneVip, externalVips, routerIds, subnets, secretsPresent, layersAndAddons, labNetworks, cgroupDriver];
+const CHECKS: Check[] = [
+  uniqueNodes,
+  roles,
+  quorum,
+  controlPlaneVip,
+  externalVips,
+  routerIds,
+  subnets,
+  secretsPresent,
+  layersAndAddons,
+  labNetworks,
+  cgroupDriver,
+];
 
 export function checkStackConfig(c: StackConfig, secrets: ReadonlySet<SecretKey>): Finding[] {
   return CHECKS.flatMap((check) => check(c, secrets));

@@ -53,12 +53,12 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function cidrContains(c: Cidr, address: number): boolean {
-  return ((address & mask(c.prefix)) >>> 0) === c.network;
+  return (address & mask(c.prefix)) >>> 0 === c.network;
 }
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   const prefix = Math.min(a.prefix, b.prefix);
-  return ((a.network & mask(prefix)) >>> 0) === ((b.network & mask(prefix)) >>> 0);
+  return (a.network & mask(prefix)) >>> 0 === (b.network & mask(prefix)) >>> 0;
 }
 
 /** The address without its prefix: "10.118.12.20/24" -> "10.118.12.20". */

@@ -25,7 +25,10 @@ function issuePath(path: (string | number)[]): string {
 function zodFindings(issues: ZodIssue[]): Finding[] {
   return issues.flatMap((i) => {
     if (i.code === "unrecognized_keys")
-      return i.keys.map((k) => ({ key: issuePath([...i.path, k]), message: "is not a known key (typo?); see Pulumi.yaml for the documented keys" }));
+      return i.keys.map((k) => ({
+        key: issuePath([...i.path, k]),
+        message: "is not a known key (typo?); see Pulumi.yaml for the documented keys",
+      }));
     return [{ key: issuePath(i.path) || "(root)", message: i.message }];
   });
 }
@@ -59,7 +62,10 @@ export function parseStackConfig(
     ...allKeys
       .filter((k) => !KNOWN_TOP_KEYS.has(k))
       .map((k) => ({ key: k, message: "is not a known key (typo?); see Pulumi.yaml for the documented keys" })),
-    ...plaintextSecrets.map((k) => ({ key: k, message: `is stored in plain text; set it again with: pulumi config set --secret ${k} ...` })),
+    ...plaintextSecrets.map((k) => ({
+      key: k,
+      message: `is stored in plain text; set it again with: pulumi config set --secret ${k} ...`,
+    })),
   ];
   const parsed = stackConfigSchema.safeParse(raw);
   // A top-level typo is reported both from allKeys and by the strict schema: keep one finding.

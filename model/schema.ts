@@ -4,9 +4,7 @@ import { z } from "zod";
 import { isIPv4, parseAddressWithPrefix, parseCidr } from "./ip";
 
 const ipv4 = z.string().refine(isIPv4, { message: "must be an IPv4 address like 10.118.12.20" });
-const cidr = z
-  .string()
-  .refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 network like 10.244.0.0/16 (no host bits)" });
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 network like 10.244.0.0/16 (no host bits)" });
 const addressWithPrefix = z
   .string()
   .refine((s) => parseAddressWithPrefix(s) !== undefined, { message: "must be an address with prefix like 10.118.12.20/24" });
@@ -18,7 +16,10 @@ const duration = z.string().regex(/^(\d+(ns|us|ms|s|m|h))+$/, "must be a Go dura
 const routerId = z.number().int().min(1).max(255);
 const hostKey = z
   .string()
-  .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+=*( .*)?$/, "must be an OpenSSH public host key line: '<type> <base64>'");
+  .regex(
+    /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+=*( .*)?$/,
+    "must be an OpenSSH public host key line: '<type> <base64>'",
+  );
 
 export const ROLES = ["control-plane", "balancer", "worker"] as const;
 export const OS_FAMILIES = ["gentoo", "debian", "ubuntu"] as const;
@@ -55,10 +56,16 @@ const node = z
 const cluster = z
   .object({
     name: dnsLabel.default("kubernetes"),
-    kubernetesVersion: z.string().regex(/^v1\.\d+\.\d+$/, "must be a Kubernetes release like v1.36.3").default("v1.36.3"),
+    kubernetesVersion: z
+      .string()
+      .regex(/^v1\.\d+\.\d+$/, "must be a Kubernetes release like v1.36.3")
+      .default("v1.36.3"),
     podSubnet: cidr.default("10.244.0.0/16"),
     serviceSubnet: cidr.default("10.225.100.0/24"),
-    dnsDomain: z.string().regex(/^[a-z0-9.-]+$/).default("cluster.local"),
+    dnsDomain: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/)
+      .default("cluster.local"),
     apiServerPort: z.number().int().min(1).max(65535).default(6443),
     certSANs: z.array(z.string().min(1)).default(["127.0.0.1"]),
     criSocket: z.string().default("unix:///run/containerd/containerd.sock"),
@@ -103,7 +110,9 @@ const cluster = z
     // Hosts still on cgroup v1: the kubelet refuses them since v1.35 unless told not to
     // (failCgroupV1: false), and kubeadm's SystemVerification check fails there.
     allowCgroupV1: z.boolean().default(false),
-    ignorePreflightErrors: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, "must be a kubeadm preflight check name like SystemVerification")).default([]),
+    ignorePreflightErrors: z
+      .array(z.string().regex(/^[A-Za-z0-9-]+$/, "must be a kubeadm preflight check name like SystemVerification"))
+      .default([]),
     // The seed's btrfs workaround (--feature-gates=LocalStorageCapacityIsolation=false) maps to
     // the KubeletConfiguration field of the same name today.
     localStorageCapacityIsolation: z.boolean().default(true),
@@ -191,7 +200,10 @@ const routing = z
 const cilium = z
   .object({
     enabled: z.boolean().default(true),
-    version: z.string().regex(/^\d+\.\d+\.\d+$/).default("1.18.4"),
+    version: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+$/)
+      .default("1.18.4"),
     repository: z.string().default("https://helm.cilium.io"),
     // Reach the API through an SSH tunnel via a control-plane node when the VIP is not routable
     // from where `pulumi` runs (typical for the libvirt lab and for private bare-metal networks).
@@ -202,7 +214,10 @@ const cilium = z
 
 const addons = z
   .object({
-    dashboard: z.object({ enabled: z.boolean().default(false), version: z.string().default("7.13.0") }).strict().default({}),
+    dashboard: z
+      .object({ enabled: z.boolean().default(false), version: z.string().default("7.13.0") })
+      .strict()
+      .default({}),
     certManager: z
       .object({
         enabled: z.boolean().default(false),
@@ -219,7 +234,10 @@ const addons = z
       })
       .strict()
       .default({}),
-    ingressNginx: z.object({ enabled: z.boolean().default(false), version: z.string().default("4.13.3") }).strict().default({}),
+    ingressNginx: z
+      .object({ enabled: z.boolean().default(false), version: z.string().default("4.13.3") })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -228,7 +246,10 @@ const lab = z
     enabled: z.boolean().default(false),
     uri: z
       .string()
-      .regex(/^(qemu|test)(\+(ssh|libssh|libssh2))?:\/\//, "must be a libvirt URI like qemu:///system, qemu+ssh://root@host/system or qemu+libssh://root@host/system?known_hosts=…")
+      .regex(
+        /^(qemu|test)(\+(ssh|libssh|libssh2))?:\/\//,
+        "must be a libvirt URI like qemu:///system, qemu+ssh://root@host/system or qemu+libssh://root@host/system?known_hosts=…",
+      )
       .default("qemu:///system"),
     domainType: z.enum(["kvm", "qemu"]).default("kvm"),
     pool: z.string().default("default"),
@@ -289,9 +310,7 @@ const sshDefaults = z
   })
   .strict();
 
-const osDefaults = z
-  .object({ family: z.enum(OS_FAMILIES).default("gentoo"), init: z.enum(INIT_SYSTEMS).optional() })
-  .strict();
+const osDefaults = z.object({ family: z.enum(OS_FAMILIES).default("gentoo"), init: z.enum(INIT_SYSTEMS).optional() }).strict();
 
 /** Non-secret keys of the stack configuration, as they appear under the project's namespace. */
 export const stackConfigSchema = z

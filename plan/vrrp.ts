@@ -27,7 +27,11 @@ export interface NodeVrrpPlan {
  * (3 IPs, 3 balancers, 3 per node) this is exactly its `ii = (i + bi) % bc`, `priority = 100 - i`:
  * every IP has one top holder, and the fallbacks follow in rotation.
  */
-export function externalRanks(vipCount: number, balancerCount: number, ipsPerNode: number): { vip: number; balancer: number; rank: number }[] {
+export function externalRanks(
+  vipCount: number,
+  balancerCount: number,
+  ipsPerNode: number,
+): { vip: number; balancer: number; rank: number }[] {
   const out: { vip: number; balancer: number; rank: number }[] = [];
   for (let b = 0; b < balancerCount; b++)
     for (let j = 0; j < vipCount; j++) {

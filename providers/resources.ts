@@ -126,7 +126,11 @@ const LibvirtVolumeBase = resource("libvirt-volume", ["path"], { type: "LibvirtV
 /** A disk or a cloud-init seed ISO in a libvirt pool; a seed's content is secret (it holds a host key). */
 export class LibvirtVolume extends LibvirtVolumeBase {
   constructor(name: string, args: ConstructorParameters<typeof LibvirtVolumeBase>[1], opts?: Opts) {
-    super(name, args, args.cloudInit ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "cloudInit"] } : opts);
+    super(
+      name,
+      args,
+      args.cloudInit ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "cloudInit"] } : opts,
+    );
   }
 }
 

@@ -61,5 +61,8 @@ export function compareAddresses(a: string, b: string): number {
  */
 export function assertSafeWord(what: string, value: string, extra = ""): void {
   const bad = new RegExp(`[\\s"'\`$\\\\${extra}]`);
-  if (value === "" || bad.test(value)) throw new Error(`${what} must be non-empty and contain no whitespace, quotes, '$', '\\' or backticks${extra ? ` or any of ${extra}` : ""}`);
+  if (value === "" || bad.test(value))
+    throw new Error(
+      `${what} must be non-empty and contain no whitespace, quotes, '$', '\\' or backticks${extra ? ` or any of ${extra}` : ""}`,
+    );
 }

@@ -39,7 +39,7 @@ export function modulesLoadConf(): string {
     HASH_HEADER,
     "# Kernel modules loaded at boot. systemd-modules-load reads this directory, and so does",
     "# OpenRC's `modules` service (it loads /etc/modules-load.d/*.conf before /etc/conf.d/modules),",
-    "# so this replaces the seed's `modules=\"br_netfilter\"` in /etc/conf.d/modules.",
+    '# so this replaces the seed\'s `modules="br_netfilter"` in /etc/conf.d/modules.',
     "# br_netfilter: kubeadm's preflight wants it even though cilium replaces kube-proxy.",
     "br_netfilter",
   ]);

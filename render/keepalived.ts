@@ -56,7 +56,10 @@ function instanceBlock(i: VrrpInstance, plan: NodeVrrpPlan, opts: KeepalivedOpti
   if (i.kind === "control-plane" && !opts.controlPlanePreempt)
     out.push("    # a recovered node with a higher priority leaves the VIP where it is (no second failover)", "    nopreempt");
   if (i.kind === "external" && opts.externalPreemptDelay > 0)
-    out.push(`    # a recovered holder takes this IP back only after ${opts.externalPreemptDelay} s of health`, `    preempt_delay ${opts.externalPreemptDelay}`);
+    out.push(
+      `    # a recovered holder takes this IP back only after ${opts.externalPreemptDelay} s of health`,
+      `    preempt_delay ${opts.externalPreemptDelay}`,
+    );
   if (opts.authType !== "none")
     out.push("    authentication {", `        auth_type ${opts.authType}`, `        auth_pass ${opts.password}`, "    }");
   out.push("    virtual_ipaddress {", `        ${i.vip}`, "    }");

@@ -122,7 +122,9 @@ function stringify(docs: Record<string, unknown>[], comment: (d: YAML.Document, 
 }
 
 function setComment(d: YAML.Document, path: string[], comment: string): void {
-  const pair = (d.getIn(path.slice(0, -1), true) as YAML.YAMLMap).items.find((p) => YAML.isScalar(p.key) && p.key.value === path[path.length - 1]);
+  const pair = (d.getIn(path.slice(0, -1), true) as YAML.YAMLMap).items.find(
+    (p) => YAML.isScalar(p.key) && p.key.value === path[path.length - 1],
+  );
   if (!pair || !YAML.isScalar(pair.key)) throw new Error(`no ${path.join(".")} to comment`);
   pair.key.commentBefore = comment;
 }
@@ -158,7 +160,8 @@ export function kubeadmInitConfig(spec: ClusterSpec, node: NodeSpec, opts: { cer
   });
   const kubelet = kubeletConfiguration(spec, node);
   const body = stringify([init, cluster, kubelet], (d, i) => {
-    if (i === 0) d.commentBefore = ` ${HASH_HEADER.slice(2)}\n kubeadm init --config (v1beta4) for ${node.name}; the seed's kubeadm.yaml used v1beta2.`;
+    if (i === 0)
+      d.commentBefore = ` ${HASH_HEADER.slice(2)}\n kubeadm init --config (v1beta4) for ${node.name}; the seed's kubeadm.yaml used v1beta2.`;
     if (i === 1) {
       setComment(
         d,
@@ -166,7 +169,11 @@ export function kubeadmInitConfig(spec: ClusterSpec, node: NodeSpec, opts: { cer
         " The seed's controller-manager pod-eviction-timeout (30s) was removed from Kubernetes; taint-based\n" +
           " eviction replaced it: these apiserver defaults set how long pods tolerate a not-ready/unreachable node.",
       );
-      setComment(d, ["controllerManager", "extraArgs"], " The seed's health timing: how often / how late a silent node is marked unhealthy.");
+      setComment(
+        d,
+        ["controllerManager", "extraArgs"],
+        " The seed's health timing: how often / how late a silent node is marked unhealthy.",
+      );
     }
   });
   return body;
@@ -200,7 +207,9 @@ export function joinConfigYaml(doc: JoinConfiguration, creds: JoinCredentials): 
   if (!TOKEN.test(creds.token)) throw new Error("join token must look like abcdef.0123456789abcdef");
   if (!CA_HASH.test(creds.caCertHash)) throw new Error("caCertHash must be sha256:<64 hex characters>");
   if (doc.controlPlane && (creds.certificateKey === undefined || !CERT_KEY.test(creds.certificateKey)))
-    throw new Error(`control plane ${name} joins with a certificateKey of 64 hex characters (kubeadm init phase upload-certs --upload-certs)`);
+    throw new Error(
+      `control plane ${name} joins with a certificateKey of 64 hex characters (kubeadm init phase upload-certs --upload-certs)`,
+    );
   const join = sortKeysDeep({
     ...doc,
     discovery: { bootstrapToken: { ...doc.discovery.bootstrapToken, token: creds.token, caCertHashes: [creds.caCertHash] } },

@@ -93,67 +93,73 @@ export interface DomainDef {
 
 export function domainXml(d: DomainDef): string {
   const e = xmlEscape;
-  return [
-    XML_HEADER,
-    `<domain type="${d.type}">`,
-    `  <name>${e(d.name)}</name>`,
-    `  <memory unit="MiB">${d.memoryMiB}</memory>`,
-    `  <currentMemory unit="MiB">${d.memoryMiB}</currentMemory>`,
-    `  <vcpu placement="static">${d.vcpus}</vcpu>`,
-    "  <os>",
-    '    <type arch="x86_64">hvm</type>',
-    ...(d.directBoot
-      ? [
-          `    <kernel>${e(d.directBoot.kernel)}</kernel>`,
-          ...(d.directBoot.initrd ? [`    <initrd>${e(d.directBoot.initrd)}</initrd>`] : []),
-          ...(d.directBoot.cmdline !== undefined ? [`    <cmdline>${e(d.directBoot.cmdline)}</cmdline>`] : []),
-        ]
-      : []),
-    '    <boot dev="hd"/>',
-    "  </os>",
-    "  <features>",
-    "    <acpi/>",
-    "    <apic/>",
-    "  </features>",
-    // host-passthrough needs KVM; TCG emulates its default CPU model
-    ...(d.type === "kvm" ? ['  <cpu mode="host-passthrough"/>'] : []),
-    '  <clock offset="utc"/>',
-    "  <on_poweroff>destroy</on_poweroff>",
-    "  <on_reboot>restart</on_reboot>",
-    "  <on_crash>destroy</on_crash>",
-    "  <devices>",
-    '    <disk type="file" device="disk">',
-    '      <driver name="qemu" type="qcow2"/>',
-    `      <source file="${e(d.diskPath)}"/>`,
-    '      <target dev="vda" bus="virtio"/>',
-    "    </disk>",
-    '    <disk type="file" device="cdrom">',
-    '      <driver name="qemu" type="raw"/>',
-    `      <source file="${e(d.seedIsoPath)}"/>`,
-    '      <target dev="sda" bus="sata"/>',
-    "      <readonly/>",
-    "    </disk>",
-    ...d.nics.flatMap((n) => [
-      '    <interface type="network">',
-      `      <mac address="${e(n.mac)}"/>`,
-      `      <source network="${e(n.network)}"/>`,
-      '      <model type="virtio"/>',
-      "    </interface>",
-    ]),
-    '    <serial type="file">',
-    `      <source path="${e(d.consoleLogPath)}"/>`,
-    '      <target port="0"/>',
-    "    </serial>",
-    '    <rng model="virtio">',
-    '      <backend model="random">/dev/urandom</backend>',
-    "    </rng>",
-    "  </devices>",
-    "</domain>",
-  ].join("\n") + "\n";
+  return (
+    [
+      XML_HEADER,
+      `<domain type="${d.type}">`,
+      `  <name>${e(d.name)}</name>`,
+      `  <memory unit="MiB">${d.memoryMiB}</memory>`,
+      `  <currentMemory unit="MiB">${d.memoryMiB}</currentMemory>`,
+      `  <vcpu placement="static">${d.vcpus}</vcpu>`,
+      "  <os>",
+      '    <type arch="x86_64">hvm</type>',
+      ...(d.directBoot
+        ? [
+            `    <kernel>${e(d.directBoot.kernel)}</kernel>`,
+            ...(d.directBoot.initrd ? [`    <initrd>${e(d.directBoot.initrd)}</initrd>`] : []),
+            ...(d.directBoot.cmdline !== undefined ? [`    <cmdline>${e(d.directBoot.cmdline)}</cmdline>`] : []),
+          ]
+        : []),
+      '    <boot dev="hd"/>',
+      "  </os>",
+      "  <features>",
+      "    <acpi/>",
+      "    <apic/>",
+      "  </features>",
+      // host-passthrough needs KVM; TCG emulates its default CPU model
+      ...(d.type === "kvm" ? ['  <cpu mode="host-passthrough"/>'] : []),
+      '  <clock offset="utc"/>',
+      "  <on_poweroff>destroy</on_poweroff>",
+      "  <on_reboot>restart</on_reboot>",
+      "  <on_crash>destroy</on_crash>",
+      "  <devices>",
+      '    <disk type="file" device="disk">',
+      '      <driver name="qemu" type="qcow2"/>',
+      `      <source file="${e(d.diskPath)}"/>`,
+      '      <target dev="vda" bus="virtio"/>',
+      "    </disk>",
+      '    <disk type="file" device="cdrom">',
+      '      <driver name="qemu" type="raw"/>',
+      `      <source file="${e(d.seedIsoPath)}"/>`,
+      '      <target dev="sda" bus="sata"/>',
+      "      <readonly/>",
+      "    </disk>",
+      ...d.nics.flatMap((n) => [
+        '    <interface type="network">',
+        `      <mac address="${e(n.mac)}"/>`,
+        `      <source network="${e(n.network)}"/>`,
+        '      <model type="virtio"/>',
+        "    </interface>",
+      ]),
+      '    <serial type="file">',
+      `      <source path="${e(d.consoleLogPath)}"/>`,
+      '      <target port="0"/>',
+      "    </serial>",
+      '    <rng model="virtio">',
+      '      <backend model="random">/dev/urandom</backend>',
+      "    </rng>",
+      "  </devices>",
+      "</domain>",
+    ].join("\n") + "\n"
+  );
 }
 
 /** A lab VM for a node: the seed's 3 GiB / two virtio NICs with fixed MACs on wan0 and shadow. */
-export function labDomain(spec: ClusterSpec, node: NodeSpec, paths: { diskPath: string; seedIsoPath: string; consoleLogPath: string }): DomainDef {
+export function labDomain(
+  spec: ClusterSpec,
+  node: NodeSpec,
+  paths: { diskPath: string; seedIsoPath: string; consoleLogPath: string },
+): DomainDef {
   const lab = spec.config.lab;
   return {
     name: node.name,

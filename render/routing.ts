@@ -76,7 +76,10 @@ export function ruleSpec(r: PolicyRule): string {
  * that re-apply should run ipRuleDeleteCommands first (see policyRoutingScript).
  */
 export function ipCommands(spec: ClusterSpec, node: NodeSpec): string[] {
-  return [...policyRoutes(spec, node).map((r) => `ip route replace ${routeSpec(r)}`), ...policyRules(spec).map((r) => `ip rule add ${ruleSpec(r)}`)];
+  return [
+    ...policyRoutes(spec, node).map((r) => `ip route replace ${routeSpec(r)}`),
+    ...policyRules(spec).map((r) => `ip rule add ${ruleSpec(r)}`),
+  ];
 }
 
 /** Delete every rule at our priorities (loops: removes duplicates too). For re-apply and destroy. */
@@ -86,7 +89,14 @@ export function ipRuleDeleteCommands(spec: ClusterSpec): string[] {
 
 /** A re-runnable shell script: same result however often it runs. */
 export function policyRoutingScript(spec: ClusterSpec, node: NodeSpec): string {
-  return text(["#!/bin/sh", HASH_HEADER, `# Policy routing for ${node.name} (the seed's routes_${node.wan1.interface} and rules).`, "set -e", ...ipRuleDeleteCommands(spec), ...ipCommands(spec, node)]);
+  return text([
+    "#!/bin/sh",
+    HASH_HEADER,
+    `# Policy routing for ${node.name} (the seed's routes_${node.wan1.interface} and rules).`,
+    "set -e",
+    ...ipRuleDeleteCommands(spec),
+    ...ipCommands(spec, node),
+  ]);
 }
 
 /**

@@ -24,12 +24,18 @@ function probe(): { ok: true } | { ok: false; reason: string } {
     execFileSync("ip", ["netns", "add", ns], { env, stdio: "pipe" });
     execFileSync("ip", ["netns", "del", ns], { env, stdio: "pipe" });
   } catch (e) {
-    return { ok: false, reason: `cannot create network namespaces (ip netns add): ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}` };
+    return {
+      ok: false,
+      reason: `cannot create network namespaces (ip netns add): ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`,
+    };
   }
   try {
     execFileSync("unshare", ["-m", "-u", "-p", "-f", "true"], { env, stdio: "pipe" });
   } catch (e) {
-    return { ok: false, reason: `cannot create mount/UTS/PID namespaces (unshare): ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}` };
+    return {
+      ok: false,
+      reason: `cannot create mount/UTS/PID namespaces (unshare): ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`,
+    };
   }
   return { ok: true };
 }
@@ -59,7 +65,9 @@ export function describeTestbed(name: string, fn: () => void): void {
     return;
   }
   // eslint-disable-next-line no-console
-  console.warn(`SKIPPED lab tests "${name}": ${a.reason}. Lab tests need Linux, root, ip netns, unshare and overlayfs; under CI=true this fails.`);
+  console.warn(
+    `SKIPPED lab tests "${name}": ${a.reason}. Lab tests need Linux, root, ip netns, unshare and overlayfs; under CI=true this fails.`,
+  );
   describe.skip(name, fn);
 }
 

@@ -39,7 +39,8 @@ export function hostExec(
     c.on("close", (code, sig) => {
       clearTimeout(timer);
       const r = { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), code: code ?? (sig ? 128 : 1) };
-      if (r.code !== 0 && !opts.allowFail) reject(new Error(`${host} (lab ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
+      if (r.code !== 0 && !opts.allowFail)
+        reject(new Error(`${host} (lab ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
       else resolve(r);
     });
     // a command that exits without reading stdin closes the pipe first: that is not an error
@@ -55,4 +56,3 @@ export async function stopSshd(lab: string | TestbedState, host: string): Promis
 export async function startSshd(lab: string | TestbedState, host: string): Promise<void> {
   await hostExec(lab, host, "/usr/local/sbin/k8sbm-lab-sshd start");
 }
-

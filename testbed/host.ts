@@ -87,7 +87,10 @@ function cgroupMounts(target: string): string {
     .readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .map((l) => l.split(" "))
-    .filter(([, at, type]) => at?.startsWith("/sys/fs/cgroup") && (type === "cgroup" || type === "cgroup2" || (type === "tmpfs" && at === "/sys/fs/cgroup")));
+    .filter(
+      ([, at, type]) =>
+        at?.startsWith("/sys/fs/cgroup") && (type === "cgroup" || type === "cgroup2" || (type === "tmpfs" && at === "/sys/fs/cgroup")),
+    );
   return lines
     .map(([, at, type, opts]) => {
       const dir = `'${target}${at.slice("/sys/fs/cgroup".length)}'`;
@@ -230,15 +233,37 @@ export async function buildHost(ctx: Ctx, index: number, port: number): Promise<
   fs.writeFileSync(path.join(upper, "root/.ssh/authorized_keys"), ctx.publicKey, { mode: 0o600 });
   if (ctx.sudo) putFile(upper, `etc/sudoers.d/${SUDO_USER}`, `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`, 0o440);
   const setup = path.join(dir, "setup.sh");
-  fs.writeFileSync(setup, setupScript({ name, dir, upper, work, merged, sudo: ctx.sudo, image: ctx.image }, which("tini")!), { mode: 0o700 });
+  fs.writeFileSync(setup, setupScript({ name, dir, upper, work, merged, sudo: ctx.sudo, image: ctx.image }, which("tini")!), {
+    mode: 0o700,
+  });
 
   const env = testbedEnv(ctx.lab);
   // the host: inside the lab PID namespace, double-forked (setsid -f) so the lab's tini adopts it
   const consoleLog = fs.openSync(path.join(dir, "console.log"), "a");
   const hostRc = await spawnWait(
     "nsenter",
-    ["-t", String(ctx.labInit), "-p", "--", "setsid", "-f", "ip", "netns", "exec", ns,
-      "unshare", "-m", "-u", "-p", "-f", "--kill-child", "--propagation", "private", "/bin/sh", setup],
+    [
+      "-t",
+      String(ctx.labInit),
+      "-p",
+      "--",
+      "setsid",
+      "-f",
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "unshare",
+      "-m",
+      "-u",
+      "-p",
+      "-f",
+      "--kill-child",
+      "--propagation",
+      "private",
+      "/bin/sh",
+      setup,
+    ],
     { env, stdio: ["ignore", consoleLog, consoleLog] },
   );
   if (hostRc !== 0) throw new Error(`${name}: starting the host failed (${hostRc}): ${tail(path.join(dir, "console.log"))}`);
@@ -252,8 +277,20 @@ export async function buildHost(ctx: Ctx, index: number, port: number): Promise<
   try {
     fwdRc = await spawnWait(
       "nsenter",
-      ["-t", String(ctx.labInit), "-p", `--net=/run/netns/${ns}`, "--", "setsid", "-f",
-        process.execPath, FORWARDER, ifaces.wan0.address, "22", path.join(dir, "forwarder.pid")],
+      [
+        "-t",
+        String(ctx.labInit),
+        "-p",
+        `--net=/run/netns/${ns}`,
+        "--",
+        "setsid",
+        "-f",
+        process.execPath,
+        FORWARDER,
+        ifaces.wan0.address,
+        "22",
+        path.join(dir, "forwarder.pid"),
+      ],
       { env, stdio: ["ignore", fwdLog, fwdLog, fd] },
     );
   } finally {
@@ -263,7 +300,8 @@ export async function buildHost(ctx: Ctx, index: number, port: number): Promise<
   }
   if (fwdRc !== 0) throw new Error(`${name}: starting the forwarder failed (${fwdRc}): ${tail(path.join(dir, "forwarder.log"))}`);
 
-  const why = () => `\n--- ${name} console ---\n${tail(path.join(dir, "console.log"))}\n--- sshd ---\n${tail(path.join(upper, "var/log/sshd.log"))}`;
+  const why = () =>
+    `\n--- ${name} console ---\n${tail(path.join(dir, "console.log"))}\n--- sshd ---\n${tail(path.join(upper, "var/log/sshd.log"))}`;
   let init: number;
   let forwarder: number;
   try {

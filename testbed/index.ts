@@ -16,7 +16,21 @@ import * as path from "path";
 import { buildHost, type Ctx } from "./host";
 import { buildImageLayer, removeLabCgroups } from "./node-image";
 import { isMember, killAll, listNetns, memberPids, netnsPids, readPidFile, removeTree, run, testbedEnv, waitFor } from "./processes";
-import { SEGMENTS, SUDO_USER, checkTestbedName, hostOf, load, nsPrefix, save, stateDirOf, stateRoot, switchNetns, type TestbedHost, type TestbedState, type UpOptions } from "./state";
+import {
+  SEGMENTS,
+  SUDO_USER,
+  checkTestbedName,
+  hostOf,
+  load,
+  nsPrefix,
+  save,
+  stateDirOf,
+  stateRoot,
+  switchNetns,
+  type TestbedHost,
+  type TestbedState,
+  type UpOptions,
+} from "./state";
 import { ensureTools, which } from "./tools";
 
 export * from "./state";
@@ -52,8 +66,17 @@ export async function up(n: number, lab = "dev", opts: UpOptions = {}): Promise<
     const initPidFile = path.join(stateDir, "init.pid");
     const top = spawn(
       "unshare",
-      ["--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c",
-        `read -r p _ < /proc/self/stat; echo "$p" > "$1"; exec ${which("tini")} -s -- sleep infinity`, "sh", initPidFile],
+      [
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--",
+        "/bin/sh",
+        "-c",
+        `read -r p _ < /proc/self/stat; echo "$p" > "$1"; exec ${which("tini")} -s -- sleep infinity`,
+        "sh",
+        initPidFile,
+      ],
       { detached: true, env: testbedEnv(lab), stdio: ["ignore", labLog, labLog] },
     );
     top.unref();
@@ -115,7 +138,9 @@ export async function recreateHost(lab: string, host: string, opts: { log?: (m: 
   run("ip", ["netns", "del", old.netns], { allowFail: true });
   // the switch-side veth ends vanish with the namespace (asynchronously)
   await waitFor(`${host}'s old links to go`, 10_000, () =>
-    run("ip", ["-n", st.switchNetns, "-o", "link", "show"], { allowFail: true }).match(new RegExp(`: h${old.index}w\\d@`)) ? undefined : true,
+    run("ip", ["-n", st.switchNetns, "-o", "link", "show"], { allowFail: true }).match(new RegExp(`: h${old.index}w\\d@`))
+      ? undefined
+      : true,
   );
   removeTree(old.dir);
   const ctx: Ctx = {

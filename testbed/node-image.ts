@@ -22,9 +22,19 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void): str
   fs.mkdirSync(path.join(image, "upper"), { mode: 0o755 });
   fs.mkdirSync(path.join(image, ".work"), { mode: 0o700 });
   const debs = fs.readdirSync(path.join(out, "debs")).map((f) => path.join(out, "debs", f));
-  run("unshare", ["-m", "--propagation", "private", "/bin/sh", "-ec",
+  run("unshare", [
+    "-m",
+    "--propagation",
+    "private",
+    "/bin/sh",
+    "-ec",
     'm=$3; mount -t overlay overlay -o "lowerdir=/,upperdir=$1,workdir=$2" "$m"; shift 3; chroot "$m" dpkg -i "$@" >/dev/null',
-    "sh", path.join(image, "upper"), path.join(image, ".work"), merged, ...debs]);
+    "sh",
+    path.join(image, "upper"),
+    path.join(image, ".work"),
+    merged,
+    ...debs,
+  ]);
   removeTree(path.join(image, ".work"));
   fs.rmdirSync(merged);
   return path.join(image, "upper");

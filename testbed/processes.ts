@@ -108,10 +108,7 @@ export function listNetns(): string[] {
 }
 
 export function netnsPids(ns: string): number[] {
-  return run("ip", ["netns", "pids", ns], { allowFail: true })
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
+  return run("ip", ["netns", "pids", ns], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number);
 }
 
 export function memberPids(lab: string): number[] {

@@ -25,7 +25,10 @@ export class TestbedStack {
   readonly name = `testbed-${process.pid}-${path.basename(this.work).slice(-6)}`;
 
   /** @param config the stack config; default: Pulumi.testbed.yaml as committed */
-  constructor(config?: Record<string, unknown>, readonly env: Record<string, string> = {}) {
+  constructor(
+    config?: Record<string, unknown>,
+    readonly env: Record<string, string> = {},
+  ) {
     fs.mkdirSync(path.join(this.work, "backend"));
     if (config) fs.writeFileSync(this.configFile, YAML.stringify({ config }));
     else fs.copyFileSync(path.join(ROOT, "Pulumi.testbed.yaml"), this.configFile);
@@ -34,7 +37,11 @@ export class TestbedStack {
   run(args: string[], opts: { allowFail?: boolean; input?: string; env?: Record<string, string> } = {}): RunResult {
     // `stack` subcommands take no --config-file; the others read our copy.
     const extra =
-      args[0] === "stack" ? (args[1] === "init" ? [] : ["--stack", this.name]) : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
+      args[0] === "stack"
+        ? args[1] === "init"
+          ? []
+          : ["--stack", this.name]
+        : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
     const t0 = process.hrtime.bigint();
     const r = spawnSync(path.join(ROOT, "scripts/pulumi"), [...args, ...extra], {
       cwd: ROOT,
@@ -112,7 +119,12 @@ export function testbedStackConfig(opts: {
     wan1: { interface: "wan1", address: `10.118.12.${20 + i}/24` },
   }));
   const extra = Object.fromEntries(Object.entries(opts.extra ?? {}).map(([k, v]) => [`k8s-baremetal:${k}`, v]));
-  return { ...cfg, "k8s-baremetal:vrrp": { ...(cfg["k8s-baremetal:vrrp"] as object), ...opts.vrrp }, "k8s-baremetal:nodes": nodes, ...extra };
+  return {
+    ...cfg,
+    "k8s-baremetal:vrrp": { ...(cfg["k8s-baremetal:vrrp"] as object), ...opts.vrrp },
+    "k8s-baremetal:nodes": nodes,
+    ...extra,
+  };
 }
 
 /** VRRP's sound defaults (no authentication) with unicast peers. */

@@ -45,8 +45,7 @@ function aptInstall(pkgs: string[], log: (m: string) => void): boolean {
   if (!which("apt-get") || pkgs.length === 0) return false;
   log(`installing ${pkgs.join(" ")} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive", PATH: PATH_ENV };
-  const install = () =>
-    execFileSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], { env, stdio: "pipe" });
+  const install = () => execFileSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], { env, stdio: "pipe" });
   try {
     install();
   } catch {
@@ -63,7 +62,13 @@ function aptInstall(pkgs: string[], log: (m: string) => void): boolean {
 /** Installs (once) what lab hosts need into the real root; they see it through the overlay. */
 export function ensureTools(log: (m: string) => void = () => undefined, kube = false): { sudo: boolean } {
   const tools = { ...TOOLS, ...(kube ? KUBE_TOOLS : {}) };
-  const missing = [...new Set(Object.keys(tools).filter((c) => !which(c)).map((c) => tools[c]))];
+  const missing = [
+    ...new Set(
+      Object.keys(tools)
+        .filter((c) => !which(c))
+        .map((c) => tools[c]),
+    ),
+  ];
   if (missing.length) aptInstall(missing, log);
   const still = Object.keys(tools).filter((c) => !which(c));
   if (still.length) throw new Error(`lab needs ${still.join(", ")} (packages ${still.map((c) => tools[c]).join(", ")})`);

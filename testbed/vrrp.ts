@@ -9,7 +9,12 @@ export async function holdersOf(lab: TestbedState, ip: string): Promise<string[]
   return out;
 }
 
-export async function waitForHolder(lab: TestbedState, ip: string, accept: (holders: string[]) => boolean, timeoutMs = 30_000): Promise<string[]> {
+export async function waitForHolder(
+  lab: TestbedState,
+  ip: string,
+  accept: (holders: string[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const h = await holdersOf(lab, ip);
@@ -83,7 +88,14 @@ once();
 `;
 
 /** Start probing from `observer`; resolves when a host other than `from` answers on the VIP. */
-export function probeTakeover(lab: TestbedState, observer: string, vip: string, port: number, from: string, limitMs = 30_000): Promise<{ at: number; host: string }> {
+export function probeTakeover(
+  lab: TestbedState,
+  observer: string,
+  vip: string,
+  port: number,
+  from: string,
+  limitMs = 30_000,
+): Promise<{ at: number; host: string }> {
   return hostExec(lab, observer, `node -e '${PROBE.replace(/'/g, `'\\''`)}' ${vip} ${port} ${from} ${limitMs}`, {
     allowFail: true,
     timeoutMs: limitMs + 10_000,

@@ -10,7 +10,10 @@ export function extractBlock(text: string, marker: string): string | undefined {
   const b = lines.indexOf(begin(marker));
   const e = lines.indexOf(end(marker));
   if (b < 0 || e < b) return undefined;
-  return lines.slice(b + 1, e).map((l) => `${l}\n`).join("");
+  return lines
+    .slice(b + 1, e)
+    .map((l) => `${l}\n`)
+    .join("");
 }
 
 export function removeBlock(text: string, marker: string): string {

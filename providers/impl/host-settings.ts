@@ -58,7 +58,15 @@ export function parseProbe(out: string, want: HostSettingsInputs): LiveSettings 
     else if (line && cur) sections.get(cur)!.push(line);
   }
   const loaded = new Set(sections.get("modules") ?? []);
-  const sysctl = Object.fromEntries((sections.get("sysctl") ?? []).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/\s+/g, " ").trim()]));
+  const sysctl = Object.fromEntries(
+    (sections.get("sysctl") ?? []).map((l) => [
+      l.slice(0, l.indexOf("=")),
+      l
+        .slice(l.indexOf("=") + 1)
+        .replace(/\s+/g, " ")
+        .trim(),
+    ]),
+  );
   const mounted = new Set((sections.get("mounts") ?? []).map((l) => l));
   return {
     modules: want.modules.filter((m) => loaded.has(m) || loaded.has(m.replace(/-/g, "_"))),

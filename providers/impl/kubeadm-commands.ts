@@ -51,7 +51,9 @@ const CERTS_TOKEN = "Proxy for managing TTL for the kubeadm-certs secret";
 // `kubeadm init` also leaves a bootstrap token valid for 24 h: joins mint their own, so right
 // after init every token goes (there are no others yet).
 const deleteTokens = (awkPattern: string) =>
-  local(`kubeadm token list --kubeconfig "$k" | awk '${awkPattern} {print $1}' | xargs -r -n1 kubeadm token delete --kubeconfig "$k" >/dev/null`);
+  local(
+    `kubeadm token list --kubeconfig "$k" | awk '${awkPattern} {print $1}' | xargs -r -n1 kubeadm token delete --kubeconfig "$k" >/dev/null`,
+  );
 export const deleteAllTokensCommand = deleteTokens("NR > 1");
 export const deleteUploadedCertsCommand = `${deleteTokens(`/${CERTS_TOKEN}/`)} && ${kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found")}`;
 export const certificateKeyCommand = "kubeadm certs certificate-key";
@@ -64,7 +66,8 @@ export const drainCommand = (node: string) =>
 export const deleteNodeCommand = (node: string) => kubectl(`delete node ${shq(node)} --ignore-not-found`);
 
 /** A node that has kubelet.conf but is not a member is half-joined: reset before joining again. */
-export const localStateCommand = "[ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] && echo present || echo absent";
+export const localStateCommand =
+  "[ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] && echo present || echo absent";
 
 export const joinCommand = (configPath: string) => `kubeadm join --config ${shq(configPath)}`;
 

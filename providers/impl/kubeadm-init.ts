@@ -33,7 +33,11 @@ export interface KubeadmInitOutputs extends KubeadmInitInputs {
 }
 
 /** State written before the names settled: `leaders` for the control planes, `init` optional. */
-type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init"> & { controlPlanes?: SshTarget[]; leaders?: SshTarget[]; init?: InitSystem };
+type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init"> & {
+  controlPlanes?: SshTarget[];
+  leaders?: SshTarget[];
+  init?: InitSystem;
+};
 export const upgradeState = (s: Recorded): KubeadmInitOutputs => {
   const { leaders, ...rest } = s;
   return { ...rest, controlPlanes: s.controlPlanes ?? leaders ?? [], init: s.init ?? "systemd" };
@@ -52,7 +56,10 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
     if (inputs.dryRun) {
       const host = await hostOf(inputs.connection);
       const r = await host.exec(k.initDryRunCommand(inputs.configPath), { timeoutMs: 10 * 60_000 });
-      return { id: `${inputs.nodeName}:kubeadm-init-dry-run`, outs: { ...inputs, adminKubeconfig: "", caCertHash: "", dryRunOutput: r.stdout } };
+      return {
+        id: `${inputs.nodeName}:kubeadm-init-dry-run`,
+        outs: { ...inputs, adminKubeconfig: "", caCertHash: "", dryRunOutput: r.stdout },
+      };
     }
     const cp = await membership.ensureCluster(clusterArgs(inputs));
     return { id: `${inputs.nodeName}:kubeadm-init`, outs: { ...inputs, ...(await membership.adminKubeconfigOf(cp)), dryRunOutput: "" } };

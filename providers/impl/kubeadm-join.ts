@@ -56,7 +56,12 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
     return { id: `${inputs.nodeName}:kubeadm-join`, outs: { ...inputs, member: true } };
   },
   async diff(_id, olds, news) {
-    const d = diffOf(upgradeState(olds) as never, news as never, ["untaint", "controlPlanes", "handOver", "init"], ["controlPlane", "nodeName"]);
+    const d = diffOf(
+      upgradeState(olds) as never,
+      news as never,
+      ["untaint", "controlPlanes", "handOver", "init"],
+      ["controlPlane", "nodeName"],
+    );
     // a node that left the cluster (refresh saw member=false) joins again
     return olds.member ? d : { ...d, changes: true };
   },

@@ -111,7 +111,8 @@ async function checkControlPlaneChange(controlPlane: Host, wanted: string[]): Pr
 async function prepareEtcdForJoin(controlPlane: Host, node: string, advertiseAddress: string | undefined): Promise<void> {
   const ip = advertiseAddress;
   const members = await etcdMembers(controlPlane);
-  for (const m of members.filter((m) => m.name === node || (ip && m.name === `(unstarted https://${ip}:2380)`))) await removeMember(controlPlane, m);
+  for (const m of members.filter((m) => m.name === node || (ip && m.name === `(unstarted https://${ip}:2380)`)))
+    await removeMember(controlPlane, m);
   const sick = members.filter((m) => !m.healthy && m.name !== node && !(ip && m.name.includes(`https://${ip}:`)));
   if (sick.length)
     throw new Error(

@@ -19,7 +19,12 @@ export interface PackagesOutputs extends PackagesInputs {
 export async function installedOf(host: Host, os: OsFamily, pkgs: string[]): Promise<Set<string>> {
   if (!pkgs.length) return new Set();
   const r = await host.exec(packageCommands(os).installed(pkgs));
-  return new Set(r.stdout.split("\n").map((s) => s.trim()).filter(Boolean));
+  return new Set(
+    r.stdout
+      .split("\n")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** What a run must install, given what the host has. Exported for planning tests. */

@@ -40,15 +40,29 @@ export function ruleKey(r: Rule): string {
   return [r.priority, prefixed(r.from === "all" ? "0.0.0.0/0" : r.from), prefixed(r.to ?? "0.0.0.0/0"), tableOf(r.table)].join("|");
 }
 
-interface IpRoute { dst: string; dev?: string; gateway?: string; table?: string | number }
-interface IpRule { priority: number; src?: string; srclen?: number; dst?: string; dstlen?: number; table?: string }
+interface IpRoute {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  table?: string | number;
+}
+interface IpRule {
+  priority: number;
+  src?: string;
+  srclen?: number;
+  dst?: string;
+  dstlen?: number;
+  table?: string;
+}
 
 const tableNum = (t: string | number | undefined): number =>
   t === undefined || t === "main" ? MAIN : t === "local" ? 255 : t === "default" ? 253 : Number(t);
 
 export function liveRouteKeys(json: string): Set<string> {
   const routes = JSON.parse(json || "[]") as IpRoute[];
-  return new Set(routes.map((r) => [prefixed(r.dst === "default" ? "default" : r.dst), r.dev ?? "", r.gateway ?? "", tableNum(r.table)].join("|")));
+  return new Set(
+    routes.map((r) => [prefixed(r.dst === "default" ? "default" : r.dst), r.dev ?? "", r.gateway ?? "", tableNum(r.table)].join("|")),
+  );
 }
 
 export function liveRuleKeys(json: string): Set<string> {
@@ -72,7 +86,9 @@ export function planRouting(want: { routes: Route[]; rules: Rule[] }, routes: Se
   return [
     ...want.routes.filter((r) => !routes.has(routeKey(r))).map((r) => `ip -4 route replace ${routeArgs(r)}`),
     // another rule at our priority would shadow ours: replace it
-    ...want.rules.filter((r) => !rules.has(ruleKey(r))).map((r) => `{ ip -4 rule del priority ${r.priority} 2>/dev/null; ip -4 rule add ${ruleArgs(r)}; }`),
+    ...want.rules
+      .filter((r) => !rules.has(ruleKey(r)))
+      .map((r) => `{ ip -4 rule del priority ${r.priority} 2>/dev/null; ip -4 rule add ${ruleArgs(r)}; }`),
   ];
 }
 
@@ -104,7 +120,11 @@ export const provider: Provider<PolicyRoutingInputs, PolicyRoutingInputs> = {
     const live = await probe(await hostOf(props.connection));
     return {
       id,
-      props: { ...props, routes: props.routes.filter((r) => live.routes.has(routeKey(r))), rules: props.rules.filter((r) => live.rules.has(ruleKey(r))) },
+      props: {
+        ...props,
+        routes: props.routes.filter((r) => live.routes.has(routeKey(r))),
+        rules: props.rules.filter((r) => live.rules.has(ruleKey(r))),
+      },
     };
   },
   async update(_id, olds: PolicyRoutingInputs, news: PolicyRoutingInputs) {

@@ -41,7 +41,9 @@ export const provider: Provider<RemoteFileInputs, RemoteFileOutputs> = {
     if (current && (current.content !== inputs.content || current.mode !== inputs.mode)) {
       backup = backupPathOf(inputs.path);
       // Keep the oldest backup: a create retried after a failure must not back up our own file.
-      await host.exec(`[ -e ${shq(backup)} ] || { mkdir -p "$(dirname ${shq(backup)})" && cp -p ${shq(inputs.path)} ${shq(backup)}; }`, { mutates: true });
+      await host.exec(`[ -e ${shq(backup)} ] || { mkdir -p "$(dirname ${shq(backup)})" && cp -p ${shq(inputs.path)} ${shq(backup)}; }`, {
+        mutates: true,
+      });
     }
     if (!current || backup) await write(host, inputs);
     const outs: RemoteFileOutputs = { ...inputs, backup };

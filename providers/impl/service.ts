@@ -49,7 +49,8 @@ export function planService(
 ): string[] {
   const c = serviceCommands(init);
   const cmds: string[] = [];
-  const en = c.enable(name), dis = c.disable(name);
+  const en = c.enable(name),
+    dis = c.disable(name);
   if (want.enabled && !live.enabled && en) cmds.push(en);
   if (!want.enabled && live.enabled && dis) cmds.push(dis);
   if (want.running === null) return cmds;
@@ -72,7 +73,9 @@ async function waitReady(host: Host, s: ServiceInputs): Promise<void> {
     const r = await host.exec(s.readyCheck, { allowFail: true });
     if (r.code === 0) return;
     if (Date.now() > deadline)
-      throw new Error(`${host.name}: ${s.name} started but is not ready after ${READY_TIMEOUT_MS / 1000} s: "${s.readyCheck}" exited ${r.code}: ${r.stderr.trim()}`);
+      throw new Error(
+        `${host.name}: ${s.name} started but is not ready after ${READY_TIMEOUT_MS / 1000} s: "${s.readyCheck}" exited ${r.code}: ${r.stderr.trim()}`,
+      );
     await new Promise((res) => setTimeout(res, 500));
   }
 }

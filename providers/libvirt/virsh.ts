@@ -13,12 +13,27 @@ export interface VirshResult {
 
 export function virsh(uri: string, args: string[], opts: { stdin?: string; allowFail?: boolean } = {}): Promise<VirshResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile("virsh", ["-q", "-c", uri, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? Number((err as { code?: unknown }).code) : 1) : 0;
-      if (code !== 0 && !opts.allowFail)
-        reject(new Error(`libvirt ${uri}: virsh ${args.join(" ")} exited ${code}: ${String(stderr || err?.message).trim().slice(0, 2000)}`));
-      else resolve({ stdout: String(stdout), stderr: String(stderr), code });
-    });
+    const child = execFile(
+      "virsh",
+      ["-q", "-c", uri, ...args],
+      { maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === "number"
+            ? Number((err as { code?: unknown }).code)
+            : 1
+          : 0;
+        if (code !== 0 && !opts.allowFail)
+          reject(
+            new Error(
+              `libvirt ${uri}: virsh ${args.join(" ")} exited ${code}: ${String(stderr || err?.message)
+                .trim()
+                .slice(0, 2000)}`,
+            ),
+          );
+        else resolve({ stdout: String(stdout), stderr: String(stderr), code });
+      },
+    );
     // always close stdin: a prompt (e.g. libssh asking to accept an unknown host key) fails
     // at once instead of waiting for the 10-minute timeout
     child.stdin?.end(opts.stdin ?? "");
@@ -51,7 +66,19 @@ export function withUuidOf(live: string | undefined, xml: string): string {
   return xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  <uuid>${uuid}</uuid>`);
 }
 
-const KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, KiB: 1, k: 1, KB: 1000 / 1024, MiB: 1024, M: 1024, MB: 1e6 / 1024, GiB: 1024 ** 2, G: 1024 ** 2, GB: 1e9 / 1024 };
+const KIB: Record<string, number> = {
+  b: 1 / 1024,
+  bytes: 1 / 1024,
+  KiB: 1,
+  k: 1,
+  KB: 1000 / 1024,
+  MiB: 1024,
+  M: 1024,
+  MB: 1e6 / 1024,
+  GiB: 1024 ** 2,
+  G: 1024 ** 2,
+  GB: 1e9 / 1024,
+};
 
 /**
  * The parts of libvirt XML the program owns, in a canonical form. libvirt adds uuids, MACs of

@@ -25,7 +25,8 @@ export interface ServiceCommands {
 }
 
 const debianPackages: PackageCommands = {
-  installed: (p) => `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
+  installed: (p) =>
+    `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
   // update the index only when an install fails on a stale one
   install: (p) =>
     `export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends ${p.map(shq).join(" ")} || { apt-get update && apt-get install -y --no-install-recommends ${p.map(shq).join(" ")}; }`,
@@ -84,10 +85,25 @@ export function serviceCommands(init: InitSystem): ServiceCommands {
 /** Package names per OS for each layer of host preparation (seed §2, Gentoo names first). */
 export function packagesFor(os: OsFamily, layer: "base" | "keepalived" | "kubernetes"): string[] {
   const gentoo = {
-    base: ["net-firewall/conntrack-tools", "net-firewall/ebtables", "net-misc/socat", "sys-apps/ethtool", "sys-apps/iproute2", "net-misc/curl", "net-misc/iputils"],
+    base: [
+      "net-firewall/conntrack-tools",
+      "net-firewall/ebtables",
+      "net-misc/socat",
+      "sys-apps/ethtool",
+      "sys-apps/iproute2",
+      "net-misc/curl",
+      "net-misc/iputils",
+    ],
     keepalived: ["sys-cluster/keepalived"],
     // dbus only to get /etc/machine-id; Gentoo split sys-cluster/kubernetes into these three.
-    kubernetes: ["app-containers/containerd", "app-containers/cri-tools", "sys-apps/dbus", "sys-cluster/kubeadm", "sys-cluster/kubelet", "sys-cluster/kubectl"],
+    kubernetes: [
+      "app-containers/containerd",
+      "app-containers/cri-tools",
+      "sys-apps/dbus",
+      "sys-cluster/kubeadm",
+      "sys-cluster/kubelet",
+      "sys-cluster/kubectl",
+    ],
   };
   const debian = {
     base: ["conntrack", "ebtables", "socat", "ethtool", "iproute2", "curl", "iputils-ping"],

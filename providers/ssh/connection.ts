@@ -6,13 +6,7 @@ import * as fs from "fs";
 import * as net from "net";
 import type { Duplex } from "stream";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
-import {
-  ExecTimeoutError,
-  HostKeyMismatchError,
-  RemoteError,
-  SshAuthError,
-  SshConnectionError,
-} from "./errors";
+import { ExecTimeoutError, HostKeyMismatchError, RemoteError, SshAuthError, SshConnectionError } from "./errors";
 import { fingerprintOfBlob, hostKeyAlgorithms, keyLineOf, parseKeyLine, type PublicKey } from "./hostkey";
 import { MISSING_EXIT, readFileScript, wrapCommand, writeFileScript } from "./shell";
 import type { ExecOptions, ExecResult, Host, HostStats, SshTarget } from "./types";
@@ -344,7 +338,9 @@ function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
       settled = true;
       sock.destroy();
       if (presented) {
-        reject(new HostKeyMismatchError(t.name, endpoint, fingerprintOfBlob(pinned.blob), fingerprintOfBlob(presented), keyLineOf(presented)));
+        reject(
+          new HostKeyMismatchError(t.name, endpoint, fingerprintOfBlob(pinned.blob), fingerprintOfBlob(presented), keyLineOf(presented)),
+        );
       } else if ((err as { level?: string }).level === "client-authentication") {
         reject(new SshAuthError(t.name, endpoint, t.user, err.message));
       } else reject(err);
@@ -438,7 +434,11 @@ export function closeAll(): void {
   pool.clear();
   for (const c of [...live]) c.end();
   live.clear();
-  for (const p of pending) p.then((c) => c.end(), () => undefined);
+  for (const p of pending)
+    p.then(
+      (c) => c.end(),
+      () => undefined,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ class Session implements Host {
       r.code ?? -1,
       r.stderr.toString("utf8"),
       r.stdout.toString("utf8"),
-      r.code === null ? r.signal ?? "unknown" : undefined,
+      r.code === null ? (r.signal ?? "unknown") : undefined,
     );
   }
 

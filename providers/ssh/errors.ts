@@ -36,7 +36,14 @@ export class RemoteError extends Error {
 
 /** The command did not finish within ExecOptions.timeoutMs (it was sent SIGKILL). */
 export class ExecTimeoutError extends RemoteError {
-  constructor(node: string, host: string, command: string, readonly timeoutMs: number, stderr: string, stdout: string) {
+  constructor(
+    node: string,
+    host: string,
+    command: string,
+    readonly timeoutMs: number,
+    stderr: string,
+    stdout: string,
+  ) {
     super(
       node,
       host,
@@ -75,7 +82,12 @@ export class HostKeyMismatchError extends Error {
 
 /** The server rejected our credentials. Never retried. */
 export class SshAuthError extends Error {
-  constructor(readonly node: string, readonly endpoint: string, readonly user: string, detail: string) {
+  constructor(
+    readonly node: string,
+    readonly endpoint: string,
+    readonly user: string,
+    detail: string,
+  ) {
     super(
       `${node} (${endpoint}): SSH authentication as ${user} failed (${detail}); check the private key ` +
         `configured for ${node} and ~${user}/.ssh/authorized_keys on the host`,
@@ -86,7 +98,12 @@ export class SshAuthError extends Error {
 
 /** Could not establish (or lost) the SSH connection. */
 export class SshConnectionError extends Error {
-  constructor(readonly node: string, readonly endpoint: string, detail: string, readonly attempts = 1) {
+  constructor(
+    readonly node: string,
+    readonly endpoint: string,
+    detail: string,
+    readonly attempts = 1,
+  ) {
     super(`${node} (${endpoint}): SSH connection failed${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${detail}`);
     this.name = "SshConnectionError";
   }

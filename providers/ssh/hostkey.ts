@@ -18,7 +18,9 @@ export function blobType(blob: Buffer): string | undefined {
 
 /** Parses "<type> <base64> [comment]"; throws a clear error on anything else. */
 export function parseKeyLine(line: string): PublicKey {
-  const fields = String(line ?? "").trim().split(/\s+/);
+  const fields = String(line ?? "")
+    .trim()
+    .split(/\s+/);
   if (fields.length < 2 || !fields[0] || !fields[1]) {
     throw new Error(`not an OpenSSH public key line ("<type> <base64>"): ${JSON.stringify(String(line).slice(0, 80))}`);
   }

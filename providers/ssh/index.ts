@@ -2,12 +2,6 @@
 export { connect, closeAll, scanHostKey, stats, resetStats, isTransient, backoffMs, DEFAULTS } from "./connection";
 export type { ScanOptions } from "./connection";
 export { fingerprint, parseKeyLine, keyLineOf } from "./hostkey";
-export {
-  RemoteError,
-  ExecTimeoutError,
-  HostKeyMismatchError,
-  SshAuthError,
-  SshConnectionError,
-} from "./errors";
+export { RemoteError, ExecTimeoutError, HostKeyMismatchError, SshAuthError, SshConnectionError } from "./errors";
 export { shq, wrapCommand } from "./shell";
 export type { SshTarget, Host, ExecOptions, ExecResult, HostStats } from "./types";

@@ -60,15 +60,20 @@ test("the dev stack declares the whole cluster", async () => {
   // the cluster is named for itself, not for its first node
   expect(created.filter((c) => c.type.endsWith("KubeadmInit")).map((c) => c.name)).toEqual(["kubeadm-init"]);
   // every node has a membership, the first control plane's included (k8s-4 joins as a worker)
-  expect(created.filter((c) => c.type.endsWith("KubeadmJoin")).map((c) => c.name).sort()).toEqual([
-    "k8s-1-kubeadm-join",
-    "k8s-2-kubeadm-join",
-    "k8s-3-kubeadm-join",
-    "k8s-4-kubeadm-join",
-  ]);
+  expect(
+    created
+      .filter((c) => c.type.endsWith("KubeadmJoin"))
+      .map((c) => c.name)
+      .sort(),
+  ).toEqual(["k8s-1-kubeadm-join", "k8s-2-kubeadm-join", "k8s-3-kubeadm-join", "k8s-4-kubeadm-join"]);
   expect(count("kubernetes:helm.sh/v3:Release")).toBe(1);
   // keepalived on the three control planes, none on the worker
-  expect(created.filter((c) => c.name.endsWith("-keepalived")).map((c) => c.name).sort()).toEqual(["k8s-1-keepalived", "k8s-2-keepalived", "k8s-3-keepalived"]);
+  expect(
+    created
+      .filter((c) => c.name.endsWith("-keepalived"))
+      .map((c) => c.name)
+      .sort(),
+  ).toEqual(["k8s-1-keepalived", "k8s-2-keepalived", "k8s-3-keepalived"]);
   const kubeconfig = program.kubeconfig as pulumi.Output<string>;
   expect(await (kubeconfig as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
 });

@@ -69,7 +69,8 @@ async function healthyMembers(host: string): Promise<string[]> {
   const list = JSON.parse(await sh(host, memberListCommand)) as { members: { name: string; clientURLs: string[] }[] };
   const out: string[] = [];
   for (const m of list.members) {
-    const cert = "--cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key";
+    const cert =
+      "--cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key";
     const r = await hostExec(lab, host, `curl -sS --max-time 5 ${cert} ${m.clientURLs[0]}/health`, { allowFail: true });
     if (r.stdout.includes('"health":"true"')) out.push(m.name);
   }
@@ -107,7 +108,11 @@ describeTestbed("a live cluster through pulumi up", () => {
 
   afterAll(async () => {
     // eslint-disable-next-line no-console
-    console.log(Object.entries(timings).map(([k, v]) => `${k}: ${v.toFixed(1)} s`).join("\n"));
+    console.log(
+      Object.entries(timings)
+        .map(([k, v]) => `${k}: ${v.toFixed(1)} s`)
+        .join("\n"),
+    );
     stack?.remove();
     if (!process.env.K8SBM_LAB_KEEP) await down(LAB);
   }, 10 * 60_000);
@@ -121,7 +126,10 @@ describeTestbed("a live cluster through pulumi up", () => {
     let pods = "";
     for (let i = 0; i < 60 && !apiservers.every((a) => pods.includes(a)); i++) {
       if (i) await new Promise((r) => setTimeout(r, 1000));
-      pods = await kubectl("k8s-1", "-n kube-system get pods -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{\"\\n\"}{end}'");
+      pods = await kubectl(
+        "k8s-1",
+        "-n kube-system get pods -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{\"\\n\"}{end}'",
+      );
     }
     for (const a of apiservers) expect(pods).toContain(a);
     // untaintControlPlane (default): control planes take workloads, registered without the taint
@@ -132,7 +140,11 @@ describeTestbed("a live cluster through pulumi up", () => {
 
   test("no join credential outlives its join", async () => {
     expect((await sh("k8s-1", "kubeadm token list")).trim()).toBe("");
-    expect(await hostExec(lab, "k8s-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system get secret kubeadm-certs", { allowFail: true }).then((r) => r.stderr)).toMatch(/NotFound/);
+    expect(
+      await hostExec(lab, "k8s-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system get secret kubeadm-certs", {
+        allowFail: true,
+      }).then((r) => r.stderr),
+    ).toMatch(/NotFound/);
     for (const h of ["k8s-2", "k8s-3", "k8s-4"]) expect(await sh(h, `ls ${KUBEADM_JOIN_PATH} 2>/dev/null; true`)).toBe("");
     // the state: the admin kubeconfig only as a secret, no bootstrap token but the config's placeholder
     const state = stack.run(["stack", "export"]).out;
@@ -189,7 +201,10 @@ describeTestbed("a live cluster through pulumi up", () => {
 
   test("a control plane whose etcd died is replaced: its member leaves first, then a removed node rejoins", async () => {
     // k8s-3's control plane dies (kubelet stopped, every container stopped); SSH still answers
-    await sh("k8s-3", "/etc/init.d/kubelet stop; crictl -r unix:///run/containerd/containerd.sock ps -q | xargs -r crictl -r unix:///run/containerd/containerd.sock stop -t 0 >/dev/null");
+    await sh(
+      "k8s-3",
+      "/etc/init.d/kubelet stop; crictl -r unix:///run/containerd/containerd.sock ps -q | xargs -r crictl -r unix:///run/containerd/containerd.sock stop -t 0 >/dev/null",
+    );
     for (let i = 0; i < 30 && (await healthyMembers("k8s-2")).includes("k8s-3"); i++) await new Promise((r) => setTimeout(r, 1000));
     expect(await healthyMembers("k8s-2")).toEqual(["k8s-2", "k8s-5"]);
     // k8s-1 (reset when it was replaced) comes back in k8s-3's place

@@ -33,7 +33,11 @@ const timings: Record<string, number> = {};
 const hv = (cmd: string, opts: { stdin?: Buffer; allowFail?: boolean; timeoutMs?: number } = {}) => hostExec(lab, HV, cmd, opts);
 /** virsh inside the hypervisor (local qemu:///system), for checks independent of the program */
 const virshIn = async (args: string) => (await hv(`virsh -q -c qemu:///system ${args}`)).stdout;
-const names = (out: string) => out.split("\n").map((l) => l.trim()).filter(Boolean);
+const names = (out: string) =>
+  out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -48,7 +52,12 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 
 /** A bootable x86_64 kernel: the machine's own, else one from Debian's linux-image package (cached). */
 function kernelImage(): Buffer {
-  const own = fs.existsSync("/boot") ? fs.readdirSync("/boot").filter((f) => /^vmlinuz-/.test(f)).sort() : [];
+  const own = fs.existsSync("/boot")
+    ? fs
+        .readdirSync("/boot")
+        .filter((f) => /^vmlinuz-/.test(f))
+        .sort()
+    : [];
   for (const f of own.reverse()) {
     try {
       return fs.readFileSync(path.join("/boot", f));
@@ -67,7 +76,13 @@ function kernelImage(): Buffer {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-kernel-"));
   try {
-    execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*'`, "sh", path.join(CACHE, deb), dir]);
+    execFileSync("sh", [
+      "-c",
+      `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*'`,
+      "sh",
+      path.join(CACHE, deb),
+      dir,
+    ]);
     const f = fs.readdirSync(path.join(dir, "boot"))[0];
     return fs.readFileSync(path.join(dir, "boot", f));
   } finally {
@@ -106,8 +121,12 @@ async function startHypervisor(): Promise<void> {
   // libvirt's private /dev for each qemu (mount namespace) cannot be populated inside the lab
   // host ("Could not open '/dev/urandom'" for the virtio rng): qemu uses the host's /dev.
   await hv("echo 'namespaces = []' >> /etc/libvirt/qemu.conf");
-  await hv("mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1");
-  await until("libvirtd to answer", 30_000, async () => ((await hv("virsh -c qemu:///system version", { allowFail: true })).code === 0 ? true : undefined));
+  await hv(
+    "mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1",
+  );
+  await until("libvirtd to answer", 30_000, async () =>
+    (await hv("virsh -c qemu:///system version", { allowFail: true })).code === 0 ? true : undefined,
+  );
   await hv(
     `virsh -c qemu:///system pool-define-as default dir --target ${IMAGES} && virsh -c qemu:///system pool-start default && virsh -c qemu:///system pool-autostart default`,
   );
@@ -160,7 +179,12 @@ const missingTools = TOOLS.filter(
 const describeLibvirt = (name: string, fn: () => void) => {
   if (!missingTools.length) return describeTestbed(name, fn);
   const reason = `needs ${missingTools.join(", ")} (Debian: libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage dnsmasq-base busybox-static; see .ci/run)`;
-  if (isCI()) return describe(name, () => test("libvirt and qemu are installed (required under CI=true)", () => { throw new Error(reason); }));
+  if (isCI())
+    return describe(name, () =>
+      test("libvirt and qemu are installed (required under CI=true)", () => {
+        throw new Error(reason);
+      }),
+    );
   // eslint-disable-next-line no-console
   console.warn(`SKIPPED "${name}": ${reason}`);
   describe.skip(name, fn);

@@ -56,7 +56,8 @@ describeTestbed("kubeadm init rehearsal through pulumi up", () => {
   test("the apiserver certificate carries the SANs", () => {
     const sans = /apiserver serving cert is signed for DNS names \[([^\]]*)\] and IPs \[([^\]]*)\]/.exec(output);
     expect(sans).not.toBeNull();
-    for (const ip of ["127.0.0.1", "10.118.12.100", "10.118.12.20", "10.118.12.21", "10.118.12.22"]) expect(sans![2].split(" ")).toContain(ip);
+    for (const ip of ["127.0.0.1", "10.118.12.100", "10.118.12.20", "10.118.12.21", "10.118.12.22"])
+      expect(sans![2].split(" ")).toContain(ip);
     expect(sans![1].split(" ")).toEqual(expect.arrayContaining(["k8s-1", "k8s-2", "k8s-3"]));
   });
 

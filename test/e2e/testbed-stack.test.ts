@@ -73,7 +73,9 @@ describeTestbed("lab stack through the real Pulumi CLI", () => {
       expect(await sh(h, `cat ${SYSCTL_PATH}`)).toBe(sysctlConf());
       expect((await sh(h, `stat -c %a ${SYSCTL_PATH}`)).trim()).toBe("644");
       expect((await sh(h, "sysctl -n net.ipv4.ip_forward net.ipv4.ip_nonlocal_bind")).split("\n").slice(0, 2)).toEqual(["1", "1"]);
-      expect(await sh(h, "ip -N -4 rule")).toMatch(/200:\s+from all to 10\.244\.0\.0\/16 lookup 254[\s\S]*201:\s+from 10\.118\.11\.0\/24 lookup 1/);
+      expect(await sh(h, "ip -N -4 rule")).toMatch(
+        /200:\s+from all to 10\.244\.0\.0\/16 lookup 254[\s\S]*201:\s+from 10\.118\.11\.0\/24 lookup 1/,
+      );
       const table = await sh(h, "ip -4 route show table 1");
       expect(table).toContain("default via 10.118.11.1 dev wan1");
       expect(table).toContain("10.118.11.0/24 dev wan1 scope link");
@@ -97,8 +99,17 @@ describeTestbed("lab stack through the real Pulumi CLI", () => {
   test("the state holds no secret in plain text", () => {
     const state = pulumi(["stack", "export"]).out;
     const key = fs.readFileSync(lab.privateKeyPath, "utf8");
-    const keyBody = key.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
-    for (const needle of [PASSWORD, Buffer.from(PASSWORD).toString("base64"), keyBody.slice(0, 40), Buffer.from(key).toString("base64").slice(0, 40), "OPENSSH PRIVATE KEY"])
+    const keyBody = key
+      .split("\n")
+      .filter((l) => l && !l.startsWith("-----"))
+      .join("");
+    for (const needle of [
+      PASSWORD,
+      Buffer.from(PASSWORD).toString("base64"),
+      keyBody.slice(0, 40),
+      Buffer.from(key).toString("base64").slice(0, 40),
+      "OPENSSH PRIVATE KEY",
+    ])
       expect(state).not.toContain(needle);
   });
 
@@ -115,7 +126,14 @@ describeTestbed("lab stack through the real Pulumi CLI", () => {
   test("a new external VIP changes only keepalived and lands on its predicted holder", async () => {
     pulumi(["config", "set", "--path", "vrrp.external.vips[3]", "10.118.11.23"]);
     const r = pulumi(["preview", "--diff"]);
-    expect(updatedIds(r.out).sort()).toEqual(["k8s-1:/etc/keepalived/keepalived.conf", "k8s-1:keepalived", "k8s-2:/etc/keepalived/keepalived.conf", "k8s-2:keepalived", "k8s-3:/etc/keepalived/keepalived.conf", "k8s-3:keepalived"]);
+    expect(updatedIds(r.out).sort()).toEqual([
+      "k8s-1:/etc/keepalived/keepalived.conf",
+      "k8s-1:keepalived",
+      "k8s-2:/etc/keepalived/keepalived.conf",
+      "k8s-2:keepalived",
+      "k8s-3:/etc/keepalived/keepalived.conf",
+      "k8s-3:keepalived",
+    ]);
     pulumi(["up", "--yes", "--skip-preview"]);
     const holders = expectedHolders(planVrrp(spec()));
     expect(holders.get("10.118.11.23")).toBe("k8s-1");
@@ -148,4 +166,3 @@ describeTestbed("lab stack through the real Pulumi CLI", () => {
     for (const h of hosts) expect(await snapshot(h)).toBe(before.get(h));
   });
 });
-

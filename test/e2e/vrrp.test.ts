@@ -5,7 +5,15 @@
 import { describeTestbed } from "../testbed";
 import { down, hostExec, up, type TestbedState } from "../../testbed";
 import { TestbedStack, UNICAST, testbedStackConfig } from "../../testbed/stack";
-import { holdersOf, probeTakeover, setLinkDown, setPartitioned, startFakeApiserver, stopFakeApiserver, waitForHolder } from "../../testbed/vrrp";
+import {
+  holdersOf,
+  probeTakeover,
+  setLinkDown,
+  setPartitioned,
+  startFakeApiserver,
+  stopFakeApiserver,
+  waitForHolder,
+} from "../../testbed/vrrp";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
 
 const LAB = "vrrp";
@@ -108,7 +116,8 @@ describeTestbed("keepalived mesh on lab hosts", () => {
     // the others elect a new holder while the cut-off one keeps its VIP on its side
     await waitForHolder(lab, VIP, (h) => h.length === 2);
     setPartitioned(lab, holder, false);
-    for (const vip of [VIP, "10.118.11.20", "10.118.11.21", "10.118.11.42"]) expect(await waitForHolder(lab, vip, exactlyOne)).toHaveLength(1);
+    for (const vip of [VIP, "10.118.11.20", "10.118.11.21", "10.118.11.42"])
+      expect(await waitForHolder(lab, vip, exactlyOne)).toHaveLength(1);
     expect(await arpOwners(lab, "k8s-4", VIP)).toHaveLength(1);
   });
 });

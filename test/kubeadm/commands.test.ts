@@ -14,7 +14,10 @@ beforeAll(() => {
 
 /** Split `kubeadm token create --ttl 15m ...` into the binary, its subcommand words and flags. */
 function parse(line: string): { tool: string; sub: string[]; flags: string[] } {
-  const words = line.replace(/'[^']*'/g, "X").split(/\s+/).filter(Boolean);
+  const words = line
+    .replace(/'[^']*'/g, "X")
+    .split(/\s+/)
+    .filter(Boolean);
   const tool = words[0];
   // kubectl: global options (--kubeconfig, -n NS) come first; `kubectl options` lists them
   let rest = tool === "kubectl" ? words.slice(words.indexOf(k.ADMIN_CONF) + 1) : words.slice(1);

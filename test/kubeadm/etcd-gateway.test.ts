@@ -27,12 +27,26 @@ const post = (p: string, body: unknown) =>
 beforeAll(async () => {
   const out = execFileSync("bash", [path.join(ROOT, "testbed/node-image.sh")], { encoding: "utf8", timeout: 60 * 60_000 }).trim();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-etcd-"));
-  etcd = spawn(path.join(out, "bin/etcd"), [
-    "--name", "k8s-1", "--data-dir", dir,
-    "--listen-client-urls", url, "--advertise-client-urls", url,
-    "--listen-peer-urls", `http://127.0.0.1:${PORT + 1}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${PORT + 1}`,
-    "--initial-cluster", `k8s-1=http://127.0.0.1:${PORT + 1}`,
-  ], { stdio: "ignore" });
+  etcd = spawn(
+    path.join(out, "bin/etcd"),
+    [
+      "--name",
+      "k8s-1",
+      "--data-dir",
+      dir,
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${PORT + 1}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${PORT + 1}`,
+      "--initial-cluster",
+      `k8s-1=http://127.0.0.1:${PORT + 1}`,
+    ],
+    { stdio: "ignore" },
+  );
   for (let i = 0; i < 100; i++) {
     try {
       if (execFileSync("curl", ["-s", `${url}/health`], { encoding: "utf8" }).includes('"health":"true"')) return;
@@ -65,5 +79,10 @@ test("a member added but never started is listed by its peer URL, and removed by
 
 test("the health probe says ok for a live member and fail for one that does not answer", () => {
   const dead = "http://127.0.0.1:9";
-  expect(parseHealth(run(k.etcdHealthCommand([url, dead])))).toEqual(new Map([[url, true], [dead, false]]));
+  expect(parseHealth(run(k.etcdHealthCommand([url, dead])))).toEqual(
+    new Map([
+      [url, true],
+      [dead, false],
+    ]),
+  );
 });

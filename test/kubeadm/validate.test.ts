@@ -11,7 +11,8 @@ import { NAMESPACE, devConfigCopy, devSecretKeys } from "../fixtures/dev";
 import { TEST_JOIN } from "../fixtures/keys";
 
 const ROOT = path.resolve(__dirname, "../..");
-const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { config: { kubernetesVersion: string } }).config.kubernetesVersion;
+const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { config: { kubernetesVersion: string } }).config
+  .kubernetesVersion;
 
 let kubeadm: string;
 let dir: string;
@@ -49,7 +50,13 @@ const variants: [string, ClusterSpec][] = [
     spec(
       (c) =>
         (c.cluster = {
-          health: { nodeMonitorPeriod: "5s", nodeMonitorGracePeriod: "40s", notReadyTolerationSeconds: 60, unreachableTolerationSeconds: 90, nodeStatusUpdateFrequency: "10s" },
+          health: {
+            nodeMonitorPeriod: "5s",
+            nodeMonitorGracePeriod: "40s",
+            notReadyTolerationSeconds: 60,
+            unreachableTolerationSeconds: 90,
+            nodeStatusUpdateFrequency: "10s",
+          },
           certSANs: ["127.0.0.1", "api.example.com", "203.0.113.7"],
           localStorageCapacityIsolation: false,
           kubeletExtraArgs: { "max-pods": "200" },
@@ -74,5 +81,6 @@ describe.each(variants)("%s", (name, s) => {
   test("init configuration with a chosen certificate key", () =>
     validate(`${name}-init-key`, kubeadmInitConfig(s, first, { certificateKey: TEST_JOIN.certificateKey })));
   test("control-plane join configuration", () => validate(`${name}-join-cp`, kubeadmJoinConfig(s, cp, TEST_JOIN)));
-  test("worker join configuration", () => validate(`${name}-join-worker`, kubeadmJoinConfig(s, worker, { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash })));
+  test("worker join configuration", () =>
+    validate(`${name}-join-worker`, kubeadmJoinConfig(s, worker, { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash })));
 });

@@ -116,7 +116,9 @@ describeTestbed("ssh layer on lab hosts", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-key-"));
     try {
       execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
-      const err = await connect({ ...target("k8s-1"), privateKey: fs.readFileSync(path.join(dir, "k"), "utf8"), retries: 5 }).catch((e: unknown) => e);
+      const err = await connect({ ...target("k8s-1"), privateKey: fs.readFileSync(path.join(dir, "k"), "utf8"), retries: 5 }).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(SshAuthError);
       expect((err as Error).message).toMatch(/^k8s-1 \(127\.0\.0\.1:\d+\): SSH authentication as root failed/);
       expect((err as Error).message).not.toContain("PRIVATE KEY");
@@ -284,7 +286,11 @@ describeTestbed("ssh layer on lab hosts", () => {
       expect(code).toBe(0);
       expect(Date.now() - t0).toBeLessThan(25_000);
       // one line per event, written as it happens (provider processes are killed, not exited)
-      const events = fs.readFileSync(statsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const events = fs
+        .readFileSync(statsFile, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       expect(events.every((e) => typeof e.pid === "number" && e.host === "k8s-1")).toBe(true);
       expect(events.map((e) => e.event).sort()).toEqual(["commands", "commands", "connectAttempts", "connections", "mutatingCommands"]);
     } finally {

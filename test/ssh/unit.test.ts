@@ -3,7 +3,17 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backoffMs, fingerprint, HostKeyMismatchError, isTransient, parseKeyLine, RemoteError, SshAuthError, shq, wrapCommand } from "../../providers/ssh";
+import {
+  backoffMs,
+  fingerprint,
+  HostKeyMismatchError,
+  isTransient,
+  parseKeyLine,
+  RemoteError,
+  SshAuthError,
+  shq,
+  wrapCommand,
+} from "../../providers/ssh";
 import { trimOutput } from "../../providers/ssh/errors";
 import { hostKeyAlgorithms } from "../../providers/ssh/hostkey";
 import { writeFileScript } from "../../providers/ssh/shell";

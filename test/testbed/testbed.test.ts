@@ -7,7 +7,10 @@ import { describeTestbed, useTestbed } from "../testbed";
 import { down, hostExec, load, recreateHost, sshTarget, stateDirOf, up } from "../../testbed";
 
 const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { encoding: "utf8" });
-const netnsOf = (lab: string) => sh("ip netns list").split("\n").filter((l) => l.startsWith(`k8sbm.${lab}.`));
+const netnsOf = (lab: string) =>
+  sh("ip netns list")
+    .split("\n")
+    .filter((l) => l.startsWith(`k8sbm.${lab}.`));
 const membersOf = (lab: string) =>
   fs.readdirSync("/proc").filter((p) => {
     try {
@@ -16,8 +19,7 @@ const membersOf = (lab: string) =>
       return false;
     }
   });
-const zombieChildren = () =>
-  sh(`ps -eo ppid=,stat= | awk '$1 == ${process.pid} && $2 ~ /^Z/' | wc -l`).trim();
+const zombieChildren = () => sh(`ps -eo ppid=,stat= | awk '$1 == ${process.pid} && $2 ~ /^Z/' | wc -l`).trim();
 
 describeTestbed("lab harness", () => {
   let rootLinksBefore = "";

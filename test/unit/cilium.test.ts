@@ -27,12 +27,18 @@ describe("cilium values", () => {
 
   test("no obsolete 1.8 keys", () => {
     const text = JSON.stringify(ciliumValues(spec));
-    for (const old of ["global", "tunnel", "nativeRoutingCIDR\"", "hostServices", "\"masquerade\":true", "strict"]) expect(text).not.toContain(old);
+    for (const old of ["global", "tunnel", 'nativeRoutingCIDR"', "hostServices", '"masquerade":true', "strict"])
+      expect(text).not.toContain(old);
   });
 
   test("cilium.values overrides deep-merge and win; arrays are replaced", () => {
     const raw = devConfigCopy();
-    raw.cilium.values = { loadBalancer: { mode: "snat" }, hubble: { enabled: true }, devices: ["eth0", "eth1"], nodePort: { enabled: false } };
+    raw.cilium.values = {
+      loadBalancer: { mode: "snat" },
+      hubble: { enabled: true },
+      devices: ["eth0", "eth1"],
+      nodePort: { enabled: false },
+    };
     const v = ciliumValues(parseStackConfig(NAMESPACE, raw, devSecretKeys)) as any;
     expect(v.loadBalancer).toEqual({ mode: "snat" });
     expect(v.hubble).toEqual({ enabled: true });

@@ -48,7 +48,14 @@ describe("the dev fixture", () => {
     expect(s.workers.map((n) => n.name)).toEqual(["k8s-4"]);
     expect(s.controlPlaneEndpoint).toBe("10.118.12.100:6443");
     expect(s.nodes.map((n) => [n.os, n.init])).toEqual(Array(4).fill(["gentoo", "openrc"]));
-    expect(s.nodes[3].wan1).toEqual({ interface: "wan1", ip: "10.118.12.23", prefix: 24, address: "10.118.12.23/24", subnet: "10.118.12.0/24", mac: "52:54:00:12:35:59" });
+    expect(s.nodes[3].wan1).toEqual({
+      interface: "wan1",
+      ip: "10.118.12.23",
+      prefix: 24,
+      address: "10.118.12.23/24",
+      subnet: "10.118.12.0/24",
+      mac: "52:54:00:12:35:59",
+    });
     expect(s.config.vrrp.controlPlane.healthCheck).toEqual({ enabled: true, intervalSeconds: 1, timeoutSeconds: 1, fall: 3, rise: 2 });
     expect(s.config.lab.enabled).toBe(true);
   });
@@ -60,37 +67,69 @@ describe("the dev fixture", () => {
 
 describe("bad stack config: each names its key", () => {
   test("duplicate node names", () => {
-    expectFinding(mutate((c) => (c.nodes[1].name = "k8s-1")), "nodes[1].name", /duplicate node name k8s-1/);
+    expectFinding(
+      mutate((c) => (c.nodes[1].name = "k8s-1")),
+      "nodes[1].name",
+      /duplicate node name k8s-1/,
+    );
   });
 
   test("duplicate IPs", () => {
-    expectFinding(mutate((c) => (c.nodes[2].wan1.address = "10.118.12.20/24")), "nodes[2].wan1.address", /duplicate node address 10.118.12.20/);
+    expectFinding(
+      mutate((c) => (c.nodes[2].wan1.address = "10.118.12.20/24")),
+      "nodes[2].wan1.address",
+      /duplicate node address 10.118.12.20/,
+    );
   });
 
   test("duplicate MACs", () => {
-    expectFinding(mutate((c) => (c.nodes[3].wan0.mac = c.nodes[0].wan0.mac)), "nodes[3].wan0.mac", /duplicate MAC/);
+    expectFinding(
+      mutate((c) => (c.nodes[3].wan0.mac = c.nodes[0].wan0.mac)),
+      "nodes[3].wan0.mac",
+      /duplicate MAC/,
+    );
   });
 
   test("control-plane VIP outside the wan1 subnet", () => {
-    expectFinding(mutate((c) => (c.vrrp.controlPlane.vip = "10.118.13.100/24")), "vrrp.controlPlane.vip", /outside .*wan1 subnet/);
+    expectFinding(
+      mutate((c) => (c.vrrp.controlPlane.vip = "10.118.13.100/24")),
+      "vrrp.controlPlane.vip",
+      /outside .*wan1 subnet/,
+    );
   });
 
   test("control-plane VIP equal to a node address", () => {
-    expectFinding(mutate((c) => (c.vrrp.controlPlane.vip = "10.118.12.21/24")), "vrrp.controlPlane.vip", /equals nodes\[1\]\.wan1\.address/);
+    expectFinding(
+      mutate((c) => (c.vrrp.controlPlane.vip = "10.118.12.21/24")),
+      "vrrp.controlPlane.vip",
+      /equals nodes\[1\]\.wan1\.address/,
+    );
   });
 
   test("pod subnet overlapping the service subnet", () => {
-    const err = expectFinding(mutate((c) => (c.cluster = { serviceSubnet: "10.244.128.0/24" })), "cluster.serviceSubnet", /overlaps cluster.podSubnet/);
+    const err = expectFinding(
+      mutate((c) => (c.cluster = { serviceSubnet: "10.244.128.0/24" })),
+      "cluster.serviceSubnet",
+      /overlaps cluster.podSubnet/,
+    );
     expect(err.message).toContain("cluster.podSubnet");
   });
 
   test("pod subnet overlapping a node network", () => {
-    const err = expectFinding(mutate((c) => (c.cluster = { podSubnet: "10.118.0.0/16" })), "routing.shadowSubnet", /overlaps cluster.podSubnet/);
+    const err = expectFinding(
+      mutate((c) => (c.cluster = { podSubnet: "10.118.0.0/16" })),
+      "routing.shadowSubnet",
+      /overlaps cluster.podSubnet/,
+    );
     expect(err.findings.some((f) => f.key === "nodes[0].wan1.address" && /cluster.podSubnet/.test(f.message))).toBe(true);
   });
 
   test("service subnet overlapping a node network", () => {
-    expectFinding(mutate((c) => (c.cluster = { serviceSubnet: "10.118.10.0/24" })), "nodes[0].wan0.address", /overlaps cluster.serviceSubnet/);
+    expectFinding(
+      mutate((c) => (c.cluster = { serviceSubnet: "10.118.10.0/24" })),
+      "nodes[0].wan0.address",
+      /overlaps cluster.serviceSubnet/,
+    );
   });
 
   test.each([
@@ -102,27 +141,51 @@ describe("bad stack config: each names its key", () => {
   });
 
   test("duplicate router id: control plane id inside the external range", () => {
-    expectFinding(mutate((c) => (c.vrrp.controlPlane.routerId = 2)), "vrrp.controlPlane.routerId", /collides with the external VIPs' router ids 1..3/);
+    expectFinding(
+      mutate((c) => (c.vrrp.controlPlane.routerId = 2)),
+      "vrrp.controlPlane.routerId",
+      /collides with the external VIPs' router ids 1..3/,
+    );
   });
 
   test("router id out of range (> 255)", () => {
-    expectFinding(mutate((c) => (c.vrrp.controlPlane.routerId = 256)), "vrrp.controlPlane.routerId", /255/);
+    expectFinding(
+      mutate((c) => (c.vrrp.controlPlane.routerId = 256)),
+      "vrrp.controlPlane.routerId",
+      /255/,
+    );
   });
 
   test("external router ids running past 255", () => {
-    expectFinding(mutate((c) => (c.vrrp.external.routerIdBase = 254)), "vrrp.external.routerIdBase", /past router id 255/);
+    expectFinding(
+      mutate((c) => (c.vrrp.external.routerIdBase = 254)),
+      "vrrp.external.routerIdBase",
+      /past router id 255/,
+    );
   });
 
   test("external IP outside the shadow subnet", () => {
-    expectFinding(mutate((c) => (c.vrrp.external.vips[1] = "10.118.12.50")), "vrrp.external.vips[1]", /outside the shadow subnet 10.118.11.0\/24/);
+    expectFinding(
+      mutate((c) => (c.vrrp.external.vips[1] = "10.118.12.50")),
+      "vrrp.external.vips[1]",
+      /outside the shadow subnet 10.118.11.0\/24/,
+    );
   });
 
   test("ipsPerNode greater than the balancer count", () => {
-    expectFinding(mutate((c) => (c.vrrp.external.ipsPerNode = 4)), "vrrp.external.ipsPerNode", /exceeds the 3 balancer/);
+    expectFinding(
+      mutate((c) => (c.vrrp.external.ipsPerNode = 4)),
+      "vrrp.external.ipsPerNode",
+      /exceeds the 3 balancer/,
+    );
   });
 
   test("unknown top-level key (typo), reported once", () => {
-    const err = expectFinding(mutate((c) => (c.clustr = { name: "x" })), "clustr", /not a known key/);
+    const err = expectFinding(
+      mutate((c) => (c.clustr = { name: "x" })),
+      "clustr",
+      /not a known key/,
+    );
     expect(err.findings.filter((f) => f.key === "clustr")).toHaveLength(1);
   });
 
@@ -132,7 +195,11 @@ describe("bad stack config: each names its key", () => {
   });
 
   test("unknown nested key (cluster.podSubnett)", () => {
-    expectFinding(mutate((c) => (c.cluster = { podSubnett: "10.244.0.0/16" })), "cluster.podSubnett", /not a known key/);
+    expectFinding(
+      mutate((c) => (c.cluster = { podSubnett: "10.244.0.0/16" })),
+      "cluster.podSubnett",
+      /not a known key/,
+    );
   });
 
   test("missing sshPrivateKey", () => {
@@ -144,11 +211,18 @@ describe("bad stack config: each names its key", () => {
   });
 
   test("health check timing out of range", () => {
-    expectFinding(mutate((c) => (c.vrrp.controlPlane.healthCheck = { fall: 0 })), "vrrp.controlPlane.healthCheck.fall");
+    expectFinding(
+      mutate((c) => (c.vrrp.controlPlane.healthCheck = { fall: 0 })),
+      "vrrp.controlPlane.healthCheck.fall",
+    );
   });
 
   test("nodes mixing systemd and non-systemd init (one cluster-wide kubelet cgroup driver)", () => {
-    expectFinding(mutate((c) => (c.nodes[3].init = "systemd")), "nodes[3].init", /cgroup driver is cluster-wide/);
+    expectFinding(
+      mutate((c) => (c.nodes[3].init = "systemd")),
+      "nodes[3].init",
+      /cgroup driver is cluster-wide/,
+    );
   });
 
   test("all problems are reported at once", () => {
@@ -164,13 +238,27 @@ describe("bad stack config: each names its key", () => {
 
 describe("sub-second adverts", () => {
   test("need VRRPv3, so no authentication", () => {
-    expectFinding(mutate((c) => (c.vrrp.advertInt = 0.5)), "vrrp.advertInt", /needs VRRPv3.*authType to none/);
+    expectFinding(
+      mutate((c) => (c.vrrp.advertInt = 0.5)),
+      "vrrp.advertInt",
+      /needs VRRPv3.*authType to none/,
+    );
   });
   test("count in hundredths of a second", () => {
-    expectFinding(mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.333 })), "vrrp.advertInt", /round it to 0\.01/);
+    expectFinding(
+      mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.333 })),
+      "vrrp.advertInt",
+      /round it to 0\.01/,
+    );
   });
   test("0.5 s without authentication is accepted", () => {
-    expect(parseStackConfig(NAMESPACE, mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.5 })), devSecretKeys).config.vrrp.advertInt).toBe(0.5);
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => Object.assign(c.vrrp, { authType: "none", advertInt: 0.5 })),
+        devSecretKeys,
+      ).config.vrrp.advertInt,
+    ).toBe(0.5);
   });
 });
 
@@ -185,22 +273,51 @@ describe("a libvirt-only stack (layers.hosts false)", () => {
     expect(parseStackConfig(NAMESPACE, devConfigCopy(), devSecretKeys).config.layers.hosts).toBe(true);
   });
   test("refuses a layer that needs SSH to the nodes", () => {
-    expectFinding(mutate((c) => (libvirtOnly(c), (c.layers.keepalived = true))), "layers.keepalived", /layers.hosts is false/);
-    expectFinding(mutate((c) => (libvirtOnly(c), (c.routing.enabled = true))), "routing.enabled", /layers.hosts is false/);
+    expectFinding(
+      mutate((c) => (libvirtOnly(c), (c.layers.keepalived = true))),
+      "layers.keepalived",
+      /layers.hosts is false/,
+    );
+    expectFinding(
+      mutate((c) => (libvirtOnly(c), (c.routing.enabled = true))),
+      "routing.enabled",
+      /layers.hosts is false/,
+    );
   });
   test("needs the lab", () => {
-    expectFinding(mutate((c) => (libvirtOnly(c), (c.lab.enabled = false))), "layers.hosts", /lab.enabled/);
+    expectFinding(
+      mutate((c) => (libvirtOnly(c), (c.lab.enabled = false))),
+      "layers.hosts",
+      /lab.enabled/,
+    );
   });
 });
 
 describe("lab direct kernel boot and URIs", () => {
   test("initrd or cmdline without a kernel is refused", () => {
-    expectFinding(mutate((c) => (c.lab.initrd = "/var/lib/libvirt/images/initrd")), "lab.initrd", /lab.kernel/);
-    expectFinding(mutate((c) => (c.lab.cmdline = "console=ttyS0")), "lab.cmdline", /lab.kernel/);
+    expectFinding(
+      mutate((c) => (c.lab.initrd = "/var/lib/libvirt/images/initrd")),
+      "lab.initrd",
+      /lab.kernel/,
+    );
+    expectFinding(
+      mutate((c) => (c.lab.cmdline = "console=ttyS0")),
+      "lab.cmdline",
+      /lab.kernel/,
+    );
   });
   test("qemu+libssh URIs (pinned known_hosts) are accepted, other schemes are not", () => {
     const uri = "qemu+libssh://root@127.0.0.1:22/system?keyfile=/k&known_hosts=/kh";
-    expect(parseStackConfig(NAMESPACE, mutate((c) => (c.lab.uri = uri)), devSecretKeys).config.lab.uri).toBe(uri);
-    expectFinding(mutate((c) => (c.lab.uri = "xen+ssh://root@h/system")), "lab.uri");
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => (c.lab.uri = uri)),
+        devSecretKeys,
+      ).config.lab.uri,
+    ).toBe(uri);
+    expectFinding(
+      mutate((c) => (c.lab.uri = "xen+ssh://root@h/system")),
+      "lab.uri",
+    );
   });
 });

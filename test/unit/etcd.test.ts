@@ -1,7 +1,12 @@
 import { planMembership, quorum, UnsafeMembershipChange, type EtcdMember } from "../../plan/etcd";
 import { parseHealth } from "../../providers/impl/membership";
 
-const m = (name: string, healthy = true): EtcdMember => ({ id: String(name.length * 1000 + name.charCodeAt(name.length - 1)), name, clientURL: `https://${name}:2379`, healthy });
+const m = (name: string, healthy = true): EtcdMember => ({
+  id: String(name.length * 1000 + name.charCodeAt(name.length - 1)),
+  name,
+  clientURL: `https://${name}:2379`,
+  healthy,
+});
 const three = [m("k8s-1"), m("k8s-2"), m("k8s-3")];
 
 test("quorum is a strict majority", () => {

@@ -1,10 +1,28 @@
 // Byte-exact goldens of every render for the dev stack (k8s-1..4). UPDATE_GOLDEN=1 rewrites them.
 import { planVrrp } from "../../plan/vrrp";
 import { ciliumValuesYaml } from "../../render/cilium";
-import { bpffsFstabLine, crictlYaml, hostsLine, kubeletConfd, kubeletSystemdDropIn, modulesLoadConf, rcConfLine, sysctlConf } from "../../render/host";
+import {
+  bpffsFstabLine,
+  crictlYaml,
+  hostsLine,
+  kubeletConfd,
+  kubeletSystemdDropIn,
+  modulesLoadConf,
+  rcConfLine,
+  sysctlConf,
+} from "../../render/host";
 import { checkApiserverScript, keepalivedConf, keepalivedOptions } from "../../render/keepalived";
 import { kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
-import { cloudInitMetaData, cloudInitUserData, domainXml, labDomain, labNetworkConfig, labShadowNetwork, labWan0Network, networkXml } from "../../render/libvirt";
+import {
+  cloudInitMetaData,
+  cloudInitUserData,
+  domainXml,
+  labDomain,
+  labNetworkConfig,
+  labShadowNetwork,
+  labWan0Network,
+  networkXml,
+} from "../../render/libvirt";
 import { confdNetSnippet, policyRoutingScript, rtTablesConf } from "../../render/routing";
 import { devSpec, devVrrpPassword } from "../fixtures/dev";
 import { TEST_AUTHORIZED_KEY, TEST_HOST_KEY, TEST_JOIN } from "../fixtures/keys";
@@ -30,13 +48,21 @@ for (const node of spec.nodes) {
   const dir = node.name;
   const plan = plans.find((p) => p.node === node.name);
   if (plan) files.push([`${dir}/keepalived.conf`, () => keepalivedConf(plan, keepalivedOptions(spec, devVrrpPassword))]);
-  if (node.controlPlane) files.push([`${dir}/check-apiserver.sh`, () => checkApiserverScript(node, spec.config.cluster.apiServerPort, hc.timeoutSeconds)]);
+  if (node.controlPlane)
+    files.push([`${dir}/check-apiserver.sh`, () => checkApiserverScript(node, spec.config.cluster.apiServerPort, hc.timeoutSeconds)]);
   if (node === spec.controlPlanes[0]) files.push([`${dir}/kubeadm-init.yaml`, () => kubeadmInitConfig(spec, node)]);
-  else files.push([`${dir}/kubeadm-join.yaml`, () => kubeadmJoinConfig(spec, node, node.controlPlane ? TEST_JOIN : { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash })]);
+  else
+    files.push([
+      `${dir}/kubeadm-join.yaml`,
+      () => kubeadmJoinConfig(spec, node, node.controlPlane ? TEST_JOIN : { token: TEST_JOIN.token, caCertHash: TEST_JOIN.caCertHash }),
+    ]);
   files.push(
     [`${dir}/policy-routing.sh`, () => policyRoutingScript(spec, node)],
     [`${dir}/conf.d-net`, () => confdNetSnippet(spec, node)],
-    [`${dir}/lines.txt`, () => [`/etc/hosts: ${hostsLine(node)}`, `/etc/fstab: ${bpffsFstabLine()}`, `/etc/rc.conf: ${rcConfLine()}`, ""].join("\n")],
+    [
+      `${dir}/lines.txt`,
+      () => [`/etc/hosts: ${hostsLine(node)}`, `/etc/fstab: ${bpffsFstabLine()}`, `/etc/rc.conf: ${rcConfLine()}`, ""].join("\n"),
+    ],
     [
       `${dir}/domain.xml`,
       () =>

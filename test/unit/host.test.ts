@@ -1,5 +1,14 @@
 import { execFileSync } from "child_process";
-import { bpffsFstabLine, crictlYaml, hostsLine, kubeletConfd, kubeletSystemdDropIn, modulesLoadConf, rcConfLine, sysctlConf } from "../../render/host";
+import {
+  bpffsFstabLine,
+  crictlYaml,
+  hostsLine,
+  kubeletConfd,
+  kubeletSystemdDropIn,
+  modulesLoadConf,
+  rcConfLine,
+  sysctlConf,
+} from "../../render/host";
 import YAML from "yaml";
 import { devSpec } from "../fixtures/dev";
 
@@ -38,7 +47,9 @@ describe("host preparation files", () => {
     const confd = kubeletConfd(["--v=2"]);
     execFileSync("sh", ["-n"], { input: confd });
     // Source it as OpenRC would, with a kubeadm-flags.env stand-in absent: print command_args.
-    const out = execFileSync("sh", ["-c", `${confd}\nprintf %s "$command_args"`], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }).toString();
+    const out = execFileSync("sh", ["-c", `${confd}\nprintf %s "$command_args"`], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    }).toString();
     expect(out.trim().split(/\s+/)).toEqual([
       "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
       "--kubeconfig=/etc/kubernetes/kubelet.conf",

@@ -3,7 +3,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { planVrrp, type NodeVrrpPlan } from "../../plan/vrrp";
-import { APISERVER_MANIFEST, checkApiserverScript, keepalivedConf, keepalivedOptions, type KeepalivedOptions } from "../../render/keepalived";
+import {
+  APISERVER_MANIFEST,
+  checkApiserverScript,
+  keepalivedConf,
+  keepalivedOptions,
+  type KeepalivedOptions,
+} from "../../render/keepalived";
 import { devSpec, devVrrpPassword } from "../fixtures/dev";
 
 // ---- a tiny keepalived.conf parser: blocks `name args {`, statements `name args`, comments # ! ----
@@ -69,7 +75,11 @@ describe("keepalived.conf for the dev stack", () => {
 
   // The seed had 100/99/99; the tie made the failover target a race, so succession is 100/99/98.
   test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/98", () => {
-    for (const [name, cpPrio] of [["k8s-1", 100], ["k8s-2", 99], ["k8s-3", 98]] as const) {
+    for (const [name, cpPrio] of [
+      ["k8s-1", 100],
+      ["k8s-2", 99],
+      ["k8s-3", 98],
+    ] as const) {
       const ids = Object.fromEntries(instances(parsed(name)).map((i) => [i.args[0], Number(value(i, "virtual_router_id"))]));
       expect(ids).toEqual({ control_plane: 5, wan_0: 1, wan_1: 2, wan_2: 3 });
       const cp = instances(parsed(name)).find((i) => i.args[0] === "control_plane")!;
@@ -107,15 +117,23 @@ describe("keepalived.conf for the dev stack", () => {
     const script = conf.find((n) => n.keyword === "vrrp_script")!;
     expect(script.args).toEqual(["chk_apiserver"]);
     expect(value(script, "script")).toBe('"/etc/keepalived/check-apiserver.sh"');
-    expect([value(script, "interval"), value(script, "timeout"), value(script, "fall"), value(script, "rise")]).toEqual(["1", "1", "3", "2"]);
+    expect([value(script, "interval"), value(script, "timeout"), value(script, "fall"), value(script, "rise")]).toEqual([
+      "1",
+      "1",
+      "3",
+      "2",
+    ]);
     for (const i of instances(conf))
-      expect(child(i, "track_script")?.children?.map((c) => c.keyword)).toEqual(i.args[0] === "control_plane" ? ["chk_apiserver"] : undefined);
+      expect(child(i, "track_script")?.children?.map((c) => c.keyword)).toEqual(
+        i.args[0] === "control_plane" ? ["chk_apiserver"] : undefined,
+      );
   });
 });
 
 describe("keepalived.conf options", () => {
   test("authType none: no authentication block, no password needed", () => {
-    for (const i of instances(parsed("k8s-1", { ...opts, authType: "none", password: undefined }))) expect(child(i, "authentication")).toBeUndefined();
+    for (const i of instances(parsed("k8s-1", { ...opts, authType: "none", password: undefined })))
+      expect(child(i, "authentication")).toBeUndefined();
   });
 
   test("PASS is rendered as auth_type PASS", () => {

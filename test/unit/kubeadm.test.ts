@@ -5,10 +5,11 @@ import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/de
 import { TEST_JOIN } from "../fixtures/keys";
 
 type Obj = Record<string, any>;
-const docs = (text: string): Obj[] => YAML.parseAllDocuments(text).map((d) => {
-  expect(d.errors).toEqual([]);
-  return d.toJS() as Obj;
-});
+const docs = (text: string): Obj[] =>
+  YAML.parseAllDocuments(text).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as Obj;
+  });
 const byKind = (text: string) => Object.fromEntries(docs(text).map((d) => [d.kind, d]));
 const argMap = (list: { name: string; value: string }[]) => Object.fromEntries(list.map((a) => [a.name, a.value]));
 
@@ -67,7 +68,17 @@ describe("kubeadm init config (v1beta4)", () => {
     const sans = init.ClusterConfiguration.apiServer.certSANs;
     expect(sans).toEqual(["10.118.12.20", "10.118.12.21", "10.118.12.22", "10.118.12.100", "127.0.0.1", "k8s-1", "k8s-2", "k8s-3"]);
     const dup = specWith((c) => (c.cluster = { certSANs: ["127.0.0.1", "10.118.12.100", "api.example.com"] }));
-    expect(apiServerCertSANs(dup)).toEqual(["10.118.12.20", "10.118.12.21", "10.118.12.22", "10.118.12.100", "127.0.0.1", "api.example.com", "k8s-1", "k8s-2", "k8s-3"]);
+    expect(apiServerCertSANs(dup)).toEqual([
+      "10.118.12.20",
+      "10.118.12.21",
+      "10.118.12.22",
+      "10.118.12.100",
+      "127.0.0.1",
+      "api.example.com",
+      "k8s-1",
+      "k8s-2",
+      "k8s-3",
+    ]);
   });
 
   test("extraArgs are v1beta4 lists of {name, value}, strings only", () => {
@@ -84,7 +95,10 @@ describe("kubeadm init config (v1beta4)", () => {
   test("health timing: seed controller-manager values; toleration seconds replace pod-eviction-timeout", () => {
     const c = init.ClusterConfiguration;
     expect(argMap(c.controllerManager.extraArgs)).toEqual({ "node-monitor-period": "2s", "node-monitor-grace-period": "16s" });
-    expect(argMap(c.apiServer.extraArgs)).toEqual({ "default-not-ready-toleration-seconds": "30", "default-unreachable-toleration-seconds": "30" });
+    expect(argMap(c.apiServer.extraArgs)).toEqual({
+      "default-not-ready-toleration-seconds": "30",
+      "default-unreachable-toleration-seconds": "30",
+    });
     expect(kubeadmInitConfig(spec, k1)).toMatch(/# The seed's controller-manager pod-eviction-timeout \(30s\) was removed/);
     expect(JSON.stringify(c)).not.toContain("pod-eviction-timeout");
   });
@@ -102,7 +116,12 @@ describe("kubeadm init config (v1beta4)", () => {
 
   test("KubeletConfiguration: nodeStatusUpdateFrequency; cgroupfs on OpenRC; isolation only when disabled", () => {
     const k = init.KubeletConfiguration;
-    expect(k).toEqual({ apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "cgroupfs", nodeStatusUpdateFrequency: "4s" });
+    expect(k).toEqual({
+      apiVersion: "kubelet.config.k8s.io/v1beta1",
+      kind: "KubeletConfiguration",
+      cgroupDriver: "cgroupfs",
+      nodeStatusUpdateFrequency: "4s",
+    });
     const btrfs = specWith((c) => (c.cluster = { localStorageCapacityIsolation: false }));
     expect(byKind(kubeadmInitConfig(btrfs, btrfs.nodes[0])).KubeletConfiguration.localStorageCapacityIsolation).toBe(false);
   });
@@ -126,7 +145,9 @@ describe("kubeadm init config (v1beta4)", () => {
   });
 
   test("certificateKey goes into InitConfiguration when given", () => {
-    expect(byKind(kubeadmInitConfig(spec, k1, { certificateKey: TEST_JOIN.certificateKey })).InitConfiguration.certificateKey).toBe(TEST_JOIN.certificateKey);
+    expect(byKind(kubeadmInitConfig(spec, k1, { certificateKey: TEST_JOIN.certificateKey })).InitConfiguration.certificateKey).toBe(
+      TEST_JOIN.certificateKey,
+    );
     expect(() => kubeadmInitConfig(spec, k1, { certificateKey: "short" })).toThrow(/64 hex/);
   });
 
@@ -139,8 +160,15 @@ describe("kubeadm join config (v1beta4)", () => {
   test("control plane: discovery via the VIP, controlPlane block with wan1 address and certificate key", () => {
     const [j] = docs(kubeadmJoinConfig(spec, k2, TEST_JOIN));
     expect([j.apiVersion, j.kind]).toEqual(["kubeadm.k8s.io/v1beta4", "JoinConfiguration"]);
-    expect(j.discovery.bootstrapToken).toEqual({ apiServerEndpoint: "10.118.12.100:6443", token: TEST_JOIN.token, caCertHashes: [TEST_JOIN.caCertHash] });
-    expect(j.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.118.12.21", bindPort: 6443 }, certificateKey: TEST_JOIN.certificateKey });
+    expect(j.discovery.bootstrapToken).toEqual({
+      apiServerEndpoint: "10.118.12.100:6443",
+      token: TEST_JOIN.token,
+      caCertHashes: [TEST_JOIN.caCertHash],
+    });
+    expect(j.controlPlane).toEqual({
+      localAPIEndpoint: { advertiseAddress: "10.118.12.21", bindPort: 6443 },
+      certificateKey: TEST_JOIN.certificateKey,
+    });
     expect(j.nodeRegistration).toEqual({
       name: "k8s-2",
       criSocket: "unix:///run/containerd/containerd.sock",

@@ -17,12 +17,20 @@ import { TEST_AUTHORIZED_KEY, TEST_HOST_KEY } from "../fixtures/keys";
 
 const spec = devSpec();
 const [k1] = spec.nodes;
-const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@", isArray: (name) => ["host", "disk", "interface"].includes(name) });
+const xml = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@",
+  isArray: (name) => ["host", "disk", "interface"].includes(name),
+});
 const parseXml = (text: string): any => {
   expect(XMLValidator.validate(text)).toBe(true);
   return xml.parse(text);
 };
-const paths = { diskPath: "/var/lib/libvirt/images/k8s-1.qcow2", seedIsoPath: "/var/lib/libvirt/images/k8s-1-seed.iso", consoleLogPath: "/var/log/k8s-1.log" };
+const paths = {
+  diskPath: "/var/lib/libvirt/images/k8s-1.qcow2",
+  seedIsoPath: "/var/lib/libvirt/images/k8s-1-seed.iso",
+  consoleLogPath: "/var/log/k8s-1.log",
+};
 
 describe("libvirt networks", () => {
   test("wan0: NAT, 10.118.10.1/24, DHCP .128-.254, one static host per VM", () => {
@@ -65,7 +73,13 @@ describe("libvirt domain", () => {
     expect(d.vcpu["#text"]).toBe(2);
     expect(d.os.type["#text"]).toBe("hvm");
     const [disk, cdrom] = d.devices.disk;
-    expect([disk["@device"], disk.driver["@type"], disk.source["@file"], disk.target["@dev"], disk.target["@bus"]]).toEqual(["disk", "qcow2", paths.diskPath, "vda", "virtio"]);
+    expect([disk["@device"], disk.driver["@type"], disk.source["@file"], disk.target["@dev"], disk.target["@bus"]]).toEqual([
+      "disk",
+      "qcow2",
+      paths.diskPath,
+      "vda",
+      "virtio",
+    ]);
     expect([cdrom["@device"], cdrom.source["@file"]]).toEqual(["cdrom", paths.seedIsoPath]);
     expect(d.devices.interface.map((i: any) => [i.mac["@address"], i.source["@network"], i.model["@type"]])).toEqual([
       ["52:54:00:12:34:56", "wan0", "virtio"],
@@ -105,7 +119,9 @@ describe("cloud-init NoCloud seed", () => {
   });
 
   test("user-data refuses a non-ed25519 host key", () => {
-    expect(() => cloudInitUserData(k1, { authorizedKeys: [], hostKey: { ...TEST_HOST_KEY, publicKey: "ssh-rsa AAAA" } })).toThrow(/ed25519/);
+    expect(() => cloudInitUserData(k1, { authorizedKeys: [], hostKey: { ...TEST_HOST_KEY, publicKey: "ssh-rsa AAAA" } })).toThrow(
+      /ed25519/,
+    );
   });
 
   test("meta-data: instance-id and local-hostname", () => {
@@ -126,11 +142,19 @@ describe("cloud-init NoCloud seed", () => {
       routes: [{ to: "default", via: "10.118.10.1" }],
       nameservers: { addresses: ["10.118.10.1"] },
     });
-    expect(n.ethernets.wan1).toEqual({ match: { macaddress: "52:54:00:12:35:56" }, "set-name": "wan1", dhcp4: false, dhcp6: false, addresses: ["10.118.12.20/24"] });
+    expect(n.ethernets.wan1).toEqual({
+      match: { macaddress: "52:54:00:12:35:56" },
+      "set-name": "wan1",
+      dhcp4: false,
+      dhcp6: false,
+      addresses: ["10.118.12.20/24"],
+    });
   });
 
   test("network-config: at most 2 nameservers", () => {
-    expect(() => cloudInitNetworkConfig(k1, { gateway: "10.118.10.1", nameservers: ["1.1.1.1", "8.8.8.8", "9.9.9.9"] })).toThrow(/2 nameservers/);
+    expect(() => cloudInitNetworkConfig(k1, { gateway: "10.118.10.1", nameservers: ["1.1.1.1", "8.8.8.8", "9.9.9.9"] })).toThrow(
+      /2 nameservers/,
+    );
   });
 });
 
@@ -144,7 +168,10 @@ describe("ownedParts: what refresh compares with libvirt's own dump", () => {
       .replace(/<currentMemory unit='MiB'>(\d+)/, (_m, n) => `<currentMemory unit='KiB'>${Number(n) * 1024}`)
       .replace(/(<name>[^<]*<\/name>)/, "$1\n  <uuid>0b5ad8e2-6f4e-4d8e-9a51-3f0f2b1c9d11</uuid>")
       .replace(/(<bridge [^>]*\/>)/, "$1\n  <mac address='52:54:00:a7:24:f4'/>")
-      .replace(/<model type='virtio'\/>/g, "<model type='virtio'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>");
+      .replace(
+        /<model type='virtio'\/>/g,
+        "<model type='virtio'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>",
+      );
   test("a network and a domain as libvirt dumps them compare equal to ours", () => {
     const lab = { ...spec.config.lab, kernel: "/img/vmlinuz", initrd: "/img/initrd", cmdline: "console=ttyS0" };
     const dom = domainXml(labDomain({ ...spec, config: { ...spec.config, lab } }, k1, paths));

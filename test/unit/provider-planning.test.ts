@@ -42,7 +42,9 @@ describe("package planning", () => {
     expect(missingPackages(["socat"], new Set(["socat"]))).toEqual([]);
   });
   test("per-OS commands", () => {
-    expect(packageCommands("gentoo").install(["sys-cluster/keepalived"])).toBe("emerge --noreplace --quiet-build=y 'sys-cluster/keepalived'");
+    expect(packageCommands("gentoo").install(["sys-cluster/keepalived"])).toBe(
+      "emerge --noreplace --quiet-build=y 'sys-cluster/keepalived'",
+    );
     expect(packageCommands("debian").install(["keepalived"])).toContain("apt-get install -y --no-install-recommends 'keepalived'");
   });
 });
@@ -59,14 +61,21 @@ describe("kernel settings planning", () => {
       "@modules\nbr_netfilter\nbridge\n@sysctl\nnet.ipv4.ip_forward=0\nnet.ipv4.ip_nonlocal_bind=1\n@mounts\n/proc proc\n",
       want,
     );
-    expect(live).toEqual({ modules: ["br_netfilter"], sysctl: { "net.ipv4.ip_forward": "0", "net.ipv4.ip_nonlocal_bind": "1" }, mounts: [] });
+    expect(live).toEqual({
+      modules: ["br_netfilter"],
+      sysctl: { "net.ipv4.ip_forward": "0", "net.ipv4.ip_nonlocal_bind": "1" },
+      mounts: [],
+    });
     expect(planSettings(want, live)).toEqual([
       "sysctl -qw 'net.ipv4.ip_forward=1'",
       "mkdir -p '/sys/fs/bpf' && mount -t 'bpf' -o 'rshared' 'none' '/sys/fs/bpf'",
     ]);
   });
   test("a converged host needs nothing", () => {
-    const live = parseProbe("@modules\nbr_netfilter\n@sysctl\nnet.ipv4.ip_forward=1\nnet.ipv4.ip_nonlocal_bind=1\n@mounts\n/sys/fs/bpf bpf\n", want);
+    const live = parseProbe(
+      "@modules\nbr_netfilter\n@sysctl\nnet.ipv4.ip_forward=1\nnet.ipv4.ip_nonlocal_bind=1\n@mounts\n/sys/fs/bpf bpf\n",
+      want,
+    );
     expect(planSettings(want, live)).toEqual([]);
   });
 });
@@ -109,14 +118,34 @@ describe("file blocks", () => {
 describe("state recorded by earlier versions", () => {
   const target = (name: string) => ({ name, host: "127.0.0.1", port: 22, user: "root", privateKey: "k", hostKey: "ssh-ed25519 AAAA" });
   test("a KubeadmJoin's `leaders` are its control planes, and its missing fields take their old defaults", () => {
-    const old = { connection: target("k8s-2"), leaders: [target("k8s-1")], nodeName: "k8s-2", controlPlane: true, untaint: false, joinConfiguration: {} as never, configPath: "/x", member: true };
+    const old = {
+      connection: target("k8s-2"),
+      leaders: [target("k8s-1")],
+      nodeName: "k8s-2",
+      controlPlane: true,
+      untaint: false,
+      joinConfiguration: {} as never,
+      configPath: "/x",
+      member: true,
+    };
     const now = joinState(old);
     expect(now.controlPlanes).toEqual([target("k8s-1")]);
     expect(now).not.toHaveProperty("leaders");
     expect([now.init, now.handOver]).toEqual(["systemd", ""]);
   });
   test("a KubeadmInit's `leaders` are its control planes", () => {
-    const old = { connection: target("k8s-1"), leaders: [target("k8s-1")], nodeName: "k8s-1", configPath: "/x", config: "", untaint: false, dryRun: false, adminKubeconfig: "", caCertHash: "", dryRunOutput: "" };
+    const old = {
+      connection: target("k8s-1"),
+      leaders: [target("k8s-1")],
+      nodeName: "k8s-1",
+      configPath: "/x",
+      config: "",
+      untaint: false,
+      dryRun: false,
+      adminKubeconfig: "",
+      caCertHash: "",
+      dryRunOutput: "",
+    };
     expect(initState(old).controlPlanes).toEqual([target("k8s-1")]);
   });
 });

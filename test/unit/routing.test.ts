@@ -8,7 +8,11 @@ const k1 = spec.nodes[0];
 
 describe("policy routing", () => {
   test("rt_tables drop-in holds the seed's line", () => {
-    expect(rtTablesConf(spec).split("\n").filter((l) => l && !l.startsWith("#"))).toEqual(["1 vswitch"]);
+    expect(
+      rtTablesConf(spec)
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#")),
+    ).toEqual(["1 vswitch"]);
   });
 
   test("routes: the seed's four routes on wan1", () => {

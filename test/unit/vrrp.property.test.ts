@@ -39,7 +39,9 @@ const byVip = (plans: NodeVrrpPlan[]) => {
 };
 
 // balancers 1..9, VIPs 0..12, ipsPerNode 1..bc
-const arb = fc.integer({ min: 1, max: 9 }).chain((bc) => fc.tuple(fc.constant(bc), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: bc })));
+const arb = fc
+  .integer({ min: 1, max: 9 })
+  .chain((bc) => fc.tuple(fc.constant(bc), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: bc })));
 const RUNS = { numRuns: 150 };
 
 describe("planVrrp / externalRanks properties", () => {
@@ -133,7 +135,11 @@ describe("planVrrp / externalRanks properties", () => {
               const ii = (i + bi) % bc;
               return { name: `wan_${ii}`, routerId: ii + 1, priority: 100 - i, vip: `10.118.11.${20 + ii}` };
             });
-            expect(p.instances.filter((i) => i.kind === "external").map(({ name, routerId, priority, vip }) => ({ name, routerId, priority, vip }))).toEqual(seed);
+            expect(
+              p.instances
+                .filter((i) => i.kind === "external")
+                .map(({ name, routerId, priority, vip }) => ({ name, routerId, priority, vip })),
+            ).toEqual(seed);
           });
         },
       ),
