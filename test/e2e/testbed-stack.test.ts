@@ -96,6 +96,20 @@ describeTestbed("lab stack through the real Pulumi CLI", () => {
     pulumi(["preview", "--expect-no-changes"]);
   });
 
+  test("a bad configuration fails preview as a plain list naming the key, with no stack trace", () => {
+    pulumi(["config", "set", "clusterNmae", "typo"]);
+    try {
+      const r = pulumi(["preview", "--color", "never"], { allowFail: true });
+      expect(r.code).not.toBe(0);
+      expect(r.out).toContain("invalid stack configuration (1 problem):");
+      expect(r.out).toContain("k8s-baremetal:clusterNmae: is not a known key (typo?)");
+      expect(r.out).not.toMatch(/unhandled exception|^\s+at .+:\d+:\d+\)?$/m);
+      expect(r.out).not.toContain("\x1b[");
+    } finally {
+      pulumi(["config", "rm", "clusterNmae"]);
+    }
+  });
+
   test("the state holds no secret in plain text", () => {
     const state = pulumi(["stack", "export"]).out;
     const key = fs.readFileSync(lab.privateKeyPath, "utf8");
