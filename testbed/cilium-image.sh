@@ -17,6 +17,8 @@
 #   images.txt     "<image ref> <tar file>" lines; versions.txt the versions inside.
 # Not built (no Go module, C++): cilium-envoy. The chart must run with envoy.enabled=false and
 # l7Proxy=false (no L7 policy, no Ingress/Gateway API); hubble-relay/ui stay off (their default).
+# A lab host loads them as containerd.init does the node image's:
+#   ctr -n k8s.io images import --local --snapshotter native --platform linux/amd64 <tar>
 # Prints the output directory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && while [ ! -f package.json ] && [ "$PWD" != / ]; do cd ..; done && pwd)   # the repo root
@@ -84,7 +86,7 @@ modcopy "github.com/cilium/cilium@v$cilium_ver" "$cil"
 envoy_sha=$(sed -nE 's/^ARG CILIUM_ENVOY_IMAGE=([^ ]*)/\1/p' "$cil/images/cilium/Dockerfile" | head -1 |
   sed -E 's/[^/]*\/[^:]*:(.*-)?([^:@]*).*/\2/p;d')
 cldflags="-s -w -X 'github.com/cilium/cilium/pkg/version.ciliumVersion=$cilium_ver' -X 'github.com/cilium/cilium/pkg/envoy.requiredEnvoyVersionSHA=$envoy_sha'"
-step "cilium agent binaries (first time: ~10 min alone on 2 cores)"
+step "cilium agent binaries (first time: 15 to 40 min on 2 cores, by what else is building)"
 for b in cilium-agent:./daemon cilium-dbg:./cilium-dbg cilium-health:./cilium-health \
     cilium-health-responder:./cilium-health/responder cilium-cni:./plugins/cilium-cni \
     cilium-mount:./tools/mount cilium-sysctlfix:./tools/sysctlfix cilium-bugtool:./bugtool; do
@@ -99,7 +101,7 @@ if [ ! -x "$out/bin/loopback" ]; then
   gobuild "$work/cni" "$out/bin/loopback" ./plugins/main/loopback \
     -ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v$cni_plugins_ver"
 fi
-step "coredns $coredns_ver"
+step "coredns $coredns_ver (first time: about 10 min)"
 if [ ! -x "$out/bin/coredns-$coredns_ver" ]; then
   modcopy "github.com/coredns/coredns@$coredns_ver" "$work/coredns"
   gobuild "$work/coredns" "$out/bin/coredns-$coredns_ver" . \
@@ -129,20 +131,23 @@ rootfs() {
     --setup-hook="sync-in $debs /var/cache/apt/archives/" \
     "$@" \
     --customize-hook="sync-out /var/cache/apt/archives $debs" \
-    "$suite" "$dir" "${sources[@]}"
+    "$suite" "$dir" "${sources[@]}" 3>&- 4>&- 9>&-   # apt's hooks run `cat >&N` in dash: N must stay below 10
 }
 
 step "agent root filesystem (Debian $suite: clang-19, iproute2, iptables, ipset, kmod, bpftool)"
 agentfs="$work/agentfs"
 # clang-19 depends on the C toolchain (gcc's libs and headers, binutils, libc6-dev) for linking
-# user programs; the agent only runs `clang --target=bpf -nostdinc -c`, so those are dropped.
+# user programs; the agent only runs `clang --target=bpf -nostdinc -c`, so those are dropped, and
+# so is usrmerge with the perl it pulls in (only needed to convert an unmerged /usr).
 cat >"$work/slim.sh" <<'EOF'
 set -e
 drop="libclang1-19 llvm-19-linker-tools libstdc++-12-dev libgcc-12-dev libobjc-12-dev libobjc4 libc6-dev
   libc-dev-bin linux-libc-dev libcrypt-dev libnsl-dev libtirpc-dev rpcsvc-proto binutils
   binutils-x86-64-linux-gnu binutils-common libbinutils libctf0 libctf-nobfd0 libgprofng0 libsframe1
-  libjansson4 libasan8 libtsan2 liblsan0 libubsan1 libhwasan0 libitm1 libquadmath0 libgomp1 libcc1-0"
-have=$(for p in $drop; do dpkg -s "$p" >/dev/null 2>&1 && echo "$p"; done)
+  libjansson4 libasan8 libtsan2 liblsan0 libubsan1 libhwasan0 libitm1 libquadmath0 libgomp1 libcc1-0
+  usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl perl-modules-5.36
+  libperl5.36 libgdbm-compat4 libgdbm6"
+have=$(for p in $drop; do dpkg -s "$p" >/dev/null 2>&1 && echo "$p"; done; true)
 [ -z "$have" ] || dpkg --purge --force-depends $have
 EOF
 rootfs "$agentfs" essential mount,iproute2,iptables,ipset,kmod,ca-certificates,bpftool,clang-19 \

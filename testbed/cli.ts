@@ -28,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
     case "up": {
       const n = pos[0] ? Number(pos[0]) : 3;
       const st = await up(n, name, { basePort, log, kube });
-      console.log(`lab ${name} up: ${st.hosts.length} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(`testbed ${name} up: ${st.hosts.length} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       console.log(`  state:       ${path.join(st.stateDir, "hosts.json")}`);
       console.log(`  private key: ${st.privateKeyPath}`);
       for (const h of st.hosts) {
@@ -38,7 +38,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     case "down":
       await down(name);
-      console.log(`lab ${name} down in ${((Date.now() - t0) / 1000).toFixed(1)} s (${stateDirOf(name)} removed)`);
+      console.log(`testbed ${name} down in ${((Date.now() - t0) / 1000).toFixed(1)} s (${stateDirOf(name)} removed)`);
       break;
     case "recreate": {
       if (!pos[0]) throw new Error("usage: lab recreate HOST [--name NAME]");

@@ -40,7 +40,7 @@ export function hostExec(
       clearTimeout(timer);
       const r = { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), code: code ?? (sig ? 128 : 1) };
       if (r.code !== 0 && !opts.allowFail)
-        reject(new Error(`${host} (lab ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
+        reject(new Error(`${host} (testbed ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
       else resolve(r);
     });
     // a command that exits without reading stdin closes the pipe first: that is not an error

@@ -41,7 +41,7 @@ export { ensureTools } from "./tools";
 /** Creates lab `lab` with n hosts (k8s-1..k8s-n). Tears down any leftovers of that lab first. */
 export async function up(n: number, lab = "dev", opts: UpOptions = {}): Promise<TestbedState> {
   checkTestbedName(lab);
-  if (!Number.isInteger(n) || n < 1 || n > 200) throw new Error(`lab size must be 1..200, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > 200) throw new Error(`testbed size must be 1..200, got ${n}`);
   const log = opts.log ?? (() => undefined);
   const { sudo } = ensureTools(log, opts.kube);
   await down(lab);

@@ -97,7 +97,7 @@ export async function killAll(pids: Iterable<number>): Promise<void> {
       /* already gone */
     }
   }
-  await waitFor("lab processes to exit", 10_000, () => (targets.some(alive) ? undefined : true));
+  await waitFor("testbed processes to exit", 10_000, () => (targets.some(alive) ? undefined : true));
 }
 
 export function listNetns(): string[] {

@@ -98,7 +98,7 @@ export function save(st: TestbedState): void {
 
 export function hostOf(st: TestbedState, host: string): TestbedHost {
   const h = st.hosts.find((x) => x.name === host);
-  if (!h) throw new Error(`lab ${st.name} has no host ${host} (hosts: ${st.hosts.map((x) => x.name).join(", ")})`);
+  if (!h) throw new Error(`testbed ${st.name} has no host ${host} (hosts: ${st.hosts.map((x) => x.name).join(", ")})`);
   return h;
 }
 

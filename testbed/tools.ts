@@ -71,7 +71,7 @@ export function ensureTools(log: (m: string) => void = () => undefined, kube = f
   ];
   if (missing.length) aptInstall(missing, log);
   const still = Object.keys(tools).filter((c) => !which(c));
-  if (still.length) throw new Error(`lab needs ${still.join(", ")} (packages ${still.map((c) => tools[c]).join(", ")})`);
+  if (still.length) throw new Error(`the testbed needs ${still.join(", ")} (packages ${still.map((c) => tools[c]).join(", ")})`);
   if (!which("sudo") && !aptInstall(["sudo"], log)) log("sudo is not installable: lab hosts get no sudo user");
   return { sudo: !!which("sudo") };
 }

@@ -49,7 +49,7 @@ async function waitForHolders(expected: Map<string, string>, hosts: string[]): P
   }
 }
 
-describeTestbed("lab stack through the real Pulumi CLI", () => {
+describeTestbed("testbed stack through the real Pulumi CLI", () => {
   const hosts = ["k8s-1", "k8s-2", "k8s-3", "k8s-4"];
   const before = new Map<string, string>();
 
