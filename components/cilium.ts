@@ -40,10 +40,10 @@ export class Cilium extends pulumi.ComponentResource {
       name,
       {
         name: "cilium",
-        chart: "cilium",
+        chart: c.chart,
         version: c.version,
         namespace: "kube-system",
-        repositoryOpts: { repo: c.repository },
+        ...(c.repository ? { repositoryOpts: { repo: c.repository } } : {}),
         values: ciliumValues(args.spec),
         atomic: true,
         timeout: 900,

@@ -204,6 +204,9 @@ const cilium = z
       .string()
       .regex(/^\d+\.\d+\.\d+$/)
       .default("1.18.4"),
+    // The chart: a name in `repository`, or with repository "" a chart directory or archive on
+    // the machine running pulumi (an air-gapped install, or a chart built from the cilium module).
+    chart: z.string().min(1).default("cilium"),
     repository: z.string().default("https://helm.cilium.io"),
     // Reach the API through an SSH tunnel via a control-plane node when the VIP is not routable
     // from where `pulumi` runs (typical for the libvirt lab and for private bare-metal networks).
