@@ -5,6 +5,9 @@ import * as path from "path";
 import { removeTree, run } from "./processes";
 
 const NODE_IMAGE = path.join(__dirname, "node-image.sh");
+const CILIUM_IMAGES = path.join(__dirname, "cilium-image.sh");
+/** where containerd.init finds the images it imports at start */
+const IMAGES_DIR = "usr/share/k8sbm-lab/images";
 
 /**
  * The layer under every host's root: our .deb packages installed with dpkg over the real root,
@@ -12,7 +15,7 @@ const NODE_IMAGE = path.join(__dirname, "node-image.sh");
  * package database may have changed since the last lab. It lives on a tmpfs of its own:
  * overlayfs refuses a lower layer inside another lower layer (here "/") of the same filesystem.
  */
-export function buildImageLayer(stateDir: string, log: (m: string) => void): string {
+export function buildImageLayer(stateDir: string, log: (m: string) => void, opts: { cilium?: boolean } = {}): string {
   log("building the node image (first time: builds kubelet, etcd, containerd from Go modules)");
   const out = execFileSync("bash", [NODE_IMAGE], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }).trim();
   const image = path.join(stateDir, "image");
@@ -37,6 +40,21 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void): str
   ]);
   removeTree(path.join(image, ".work"));
   fs.rmdirSync(merged);
+  if (opts.cilium) {
+    // cilium's agent and operator, the real CoreDNS (replacing the stand-in) and the test
+    // workload: linked, not copied (the agent image is large; the cache is in every host's root)
+    log("building the cilium images (first time: cilium, CoreDNS from Go modules, rootfs from Debian packages)");
+    const cil = execFileSync("bash", [CILIUM_IMAGES], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      maxBuffer: 1 << 20,
+    }).trim();
+    for (const f of fs.readdirSync(path.join(cil, "images")).filter((f) => f.endsWith(".tar"))) {
+      const at = path.join(image, "upper", IMAGES_DIR, f);
+      fs.rmSync(at, { force: true });
+      fs.symlinkSync(path.join(cil, "images", f), at);
+    }
+  }
   return path.join(image, "upper");
 }
 

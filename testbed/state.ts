@@ -63,6 +63,8 @@ export interface UpOptions {
    * and the kubelet's service started at boot as its package would have it.
    */
   kube?: boolean;
+  /** with kube: cilium's images (testbed/cilium-image.sh) and the real CoreDNS imported too */
+  cilium?: boolean;
 }
 
 export function stateRoot(): string {
