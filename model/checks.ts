@@ -273,6 +273,57 @@ const cgroupDriver: Check = (c) => {
   );
 };
 
+// Values that reach a shell or a service definition (the kubelet's conf.d, which OpenRC
+// evaluates as sh, its systemd ExecStart, /etc/crictl.yaml) and transports that must
+// authenticate their peer: refused at preview unless they are in a safe charset / scheme.
+/** kubelet flag names: letters, digits, '.', '_', '-' (no leading '-': the program adds "--"). */
+export const KUBELET_ARG_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** kubelet flag values: no whitespace, quotes or shell metacharacters. */
+export const KUBELET_ARG_VALUE = /^[A-Za-z0-9._:/=,@+-]*$/;
+const CRI_SOCKET = /^unix:\/\/\/[A-Za-z0-9._/-]+$/;
+/** libvirt URI parameters that turn off the check of the hypervisor's identity. */
+const UNSAFE_URI_PARAMS: Record<string, (v: string) => boolean> = {
+  no_verify: (v) => v !== "" && v !== "0",
+  known_hosts_verify: (v) => v !== "normal",
+};
+
+const safeValues: Check = (c) => {
+  const out: Finding[] = [];
+  for (const [k, v] of Object.entries(c.cluster.kubeletExtraArgs)) {
+    if (!KUBELET_ARG_KEY.test(k))
+      out.push({
+        key: `cluster.kubeletExtraArgs.${k}`,
+        message: "is not a kubelet flag name; use letters, digits, '.', '_' and '-' only, without the leading '--'",
+      });
+    else if (!KUBELET_ARG_VALUE.test(v))
+      out.push({
+        key: `cluster.kubeletExtraArgs.${k}`,
+        message: `${JSON.stringify(v)} contains characters a shell would interpret (the OpenRC conf.d is evaluated as sh); use only letters, digits and . _ : / = , @ + -`,
+      });
+  }
+  if (!CRI_SOCKET.test(c.cluster.criSocket))
+    out.push({
+      key: "cluster.criSocket",
+      message: `${JSON.stringify(c.cluster.criSocket)} must be a unix socket URL like unix:///run/containerd/containerd.sock (path: letters, digits, . _ / -)`,
+    });
+  const q = c.lab.uri.indexOf("?");
+  if (q >= 0)
+    for (const [name, value] of new URLSearchParams(c.lab.uri.slice(q + 1))) {
+      const unsafe = UNSAFE_URI_PARAMS[name];
+      if (unsafe?.(value))
+        out.push({
+          key: "lab.uri",
+          message: `${name}=${value} turns off the check of the hypervisor's identity; remove it and pin the host key (known_hosts=<file> with qemu+libssh://)`,
+        });
+    }
+  if (c.cilium.repository !== "" && !/^https:\/\/[^\s]+$/.test(c.cilium.repository))
+    out.push({
+      key: "cilium.repository",
+      message: `${JSON.stringify(c.cilium.repository)} must be an https:// chart repository (or "" for a local chart in cilium.chart); plain http lets the network swap the chart`,
+    });
+  return out;
+};
+
 const CHECKS: Check[] = [
   uniqueNodes,
   roles,
@@ -285,6 +336,7 @@ const CHECKS: Check[] = [
   layersAndAddons,
   labNetworks,
   cgroupDriver,
+  safeValues,
 ];
 
 export function checkStackConfig(c: StackConfig, secrets: ReadonlySet<SecretKey>): Finding[] {

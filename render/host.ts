@@ -70,8 +70,15 @@ const CONFIG_ARGS = "--config=/var/lib/kubelet/config.yaml";
 /** Written by kubeadm init/join: KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=… --node-ip=…". */
 export const KUBEADM_FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env";
 
+/** `--name=value` in the charset model/checks.ts accepts at preview (no shell metacharacters). */
+const SAFE_KUBELET_ARG = /^--[A-Za-z0-9][A-Za-z0-9._-]*=[A-Za-z0-9._:/=,@+-]*$/;
+
 function extra(extraArgs: readonly string[]): string {
-  extraArgs.forEach((a, i) => assertSafeWord(`kubelet extra argument ${i}`, a));
+  extraArgs.forEach((a, i) => {
+    assertSafeWord(`kubelet extra argument ${i}`, a);
+    if (!SAFE_KUBELET_ARG.test(a))
+      throw new Error(`kubelet extra argument ${i} must be --name=value with only letters, digits and . _ : / = , @ + - in the value`);
+  });
   return extraArgs.join(" ");
 }
 

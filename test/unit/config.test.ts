@@ -321,3 +321,86 @@ describe("lab direct kernel boot and URIs", () => {
     );
   });
 });
+
+describe("values that reach a shell, a service definition or an unauthenticated transport", () => {
+  test("a kubeletExtraArgs value with shell metacharacters (OpenRC evaluates conf.d as sh)", () => {
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).kubeletExtraArgs = { v: "2;id>/tmp/pwned" })),
+      "cluster.kubeletExtraArgs.v",
+      /shell/,
+    );
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).kubeletExtraArgs = { "node-labels": "a=$(reboot)" })),
+      "cluster.kubeletExtraArgs.node-labels",
+    );
+  });
+  test("a kubeletExtraArgs key that is not a flag name", () => {
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).kubeletExtraArgs = { "v|sh": "2" })),
+      "cluster.kubeletExtraArgs.v|sh",
+      /flag name/,
+    );
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).kubeletExtraArgs = { "-v": "2" })),
+      "cluster.kubeletExtraArgs.-v",
+    );
+  });
+  test("safe kubeletExtraArgs are accepted", () => {
+    const args = { "node-labels": "a.b/c=d,e=f", "max-pods": "150", "feature-gates": "A=true,B=false", "image-gc-high-threshold": "85" };
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => ((c.cluster ??= {}).kubeletExtraArgs = args)),
+        devSecretKeys,
+      ).config.cluster.kubeletExtraArgs,
+    ).toEqual(args);
+  });
+  test("criSocket must be a unix:/// socket path", () => {
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).criSocket = "unix:///run/x.sock\nimage-endpoint: tcp://evil:1")),
+      "cluster.criSocket",
+      /unix socket/,
+    );
+    expectFinding(
+      mutate((c) => ((c.cluster ??= {}).criSocket = "tcp://10.0.0.1:2375")),
+      "cluster.criSocket",
+    );
+  });
+  test("lab.uri: no_verify=1 is refused", () => {
+    expectFinding(
+      mutate((c) => (c.lab.uri = "qemu+libssh://root@h/system?no_verify=1")),
+      "lab.uri",
+      /no_verify=1.*identity/,
+    );
+  });
+  test("lab.uri: known_hosts_verify other than normal is refused", () => {
+    for (const v of ["ignore", "auto"])
+      expectFinding(
+        mutate((c) => (c.lab.uri = `qemu+libssh://root@h/system?known_hosts=/kh&known_hosts_verify=${v}`)),
+        "lab.uri",
+        new RegExp(`known_hosts_verify=${v}`),
+      );
+    const ok = "qemu+libssh://root@h/system?known_hosts=/kh&known_hosts_verify=normal&no_verify=0";
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => (c.lab.uri = ok)),
+        devSecretKeys,
+      ).config.lab.uri,
+    ).toBe(ok);
+  });
+  test("cilium.repository must be https (or empty for a local chart)", () => {
+    expectFinding(
+      mutate((c) => (c.cilium.repository = "http://helm.cilium.io")),
+      "cilium.repository",
+      /https/,
+    );
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => ((c.cilium.repository = ""), (c.cilium.chart = "./charts/cilium"))),
+        devSecretKeys,
+      ).config.cilium.repository,
+    ).toBe("");
+  });
+});
