@@ -74,6 +74,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         config,
         untaint: spec.config.cluster.untaintControlPlane,
         dryRun: args.dryRun ?? false,
+        server: `https://${spec.controlPlaneEndpoint}`,
       },
       { parent: this, dependsOn: [configFile, ...args.after], aliases: [{ name: `${first.name}-kubeadm-init` }] },
     );

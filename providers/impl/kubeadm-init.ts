@@ -24,6 +24,8 @@ export interface KubeadmInitInputs {
   dryRun: boolean;
   /** the first node's init system (to restart its kubelet after clearing leftovers) */
   init: InitSystem;
+  /** the API endpoint the exported kubeconfig names: https://<control-plane VIP>:<port> */
+  server: string;
 }
 
 export interface KubeadmInitOutputs extends KubeadmInitInputs {
@@ -32,15 +34,19 @@ export interface KubeadmInitOutputs extends KubeadmInitInputs {
   dryRunOutput: string;
 }
 
-/** State written before the names settled: `leaders` for the control planes, `init` optional. */
-type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init"> & {
+/**
+ * State written before the names settled: `leaders` for the control planes, `init` optional;
+ * `server` is missing in state written before the kubeconfig was rebuilt from parsed parts.
+ */
+type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init" | "server"> & {
   controlPlanes?: SshTarget[];
   leaders?: SshTarget[];
   init?: InitSystem;
+  server?: string;
 };
 export const upgradeState = (s: Recorded): KubeadmInitOutputs => {
   const { leaders, ...rest } = s;
-  return { ...rest, controlPlanes: s.controlPlanes ?? leaders ?? [], init: s.init ?? "systemd" };
+  return { ...rest, controlPlanes: s.controlPlanes ?? leaders ?? [], init: s.init ?? "systemd", server: s.server ?? "" };
 };
 
 const clusterArgs = (i: KubeadmInitInputs): membership.ClusterArgs => ({
@@ -62,18 +68,25 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
       };
     }
     const cp = await membership.ensureCluster(clusterArgs(inputs));
-    return { id: `${inputs.nodeName}:kubeadm-init`, outs: { ...inputs, ...(await membership.adminKubeconfigOf(cp)), dryRunOutput: "" } };
+    return {
+      id: `${inputs.nodeName}:kubeadm-init`,
+      outs: { ...inputs, ...(await membership.adminKubeconfigOf(cp, inputs.server)), dryRunOutput: "" },
+    };
   },
 
   async diff(_id, olds, news) {
-    return diffOf(upgradeState(olds) as never, news as never, ["untaint", "config", "controlPlanes", "nodeName"], ["dryRun"]);
+    const o = upgradeState(olds);
+    // old state without `server`: not a change by itself (the next update records it)
+    const before = o.server === "" ? { ...o, server: news.server } : o;
+    return diffOf(before as never, news as never, ["untaint", "config", "controlPlanes", "nodeName", "server"], ["dryRun"]);
   },
 
   async read(id, props) {
     if (props.dryRun) return { id, props };
-    const cp = await membership.clusterControlPlane(clusterArgs(upgradeState(props)));
+    const state = upgradeState(props);
+    const cp = await membership.clusterControlPlane(clusterArgs(state));
     if (!cp) return { id, props: { ...props, adminKubeconfig: "", caCertHash: "" } };
-    return { id, props: { ...props, ...(await membership.adminKubeconfigOf(cp)) } };
+    return { id, props: { ...props, ...(await membership.adminKubeconfigOf(cp, state.server)) } };
   },
 
   async update(_id, olds, news) {
@@ -81,7 +94,7 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
     const cp = await membership.ensureCluster(clusterArgs(news));
     if (changed(olds as never, news as never, ["config"]).length) await membership.reconfigure(news.connection, news.configPath);
     if (news.untaint) await membership.untaint(cp, news.nodeName);
-    return { outs: { ...news, ...(await membership.adminKubeconfigOf(cp)), dryRunOutput: "" } };
+    return { outs: { ...news, ...(await membership.adminKubeconfigOf(cp, news.server)), dryRunOutput: "" } };
   },
 
   // The nodes leave through their own KubeadmJoin resources (deleted first, as they depend on

@@ -8,6 +8,7 @@ import { shq } from "../ssh/shell";
 import type { Host, SshTarget } from "../ssh/types";
 import { hostOf } from "./common";
 import * as k from "./kubeadm-commands";
+import { buildKubeconfig, parseAdminConf } from "./kubeconfig";
 
 // ---- finding the cluster ----------------------------------------------------------------------
 
@@ -184,9 +185,19 @@ export async function reconfigure(first: SshTarget, configPath: string): Promise
   await (await hostOf(first)).exec(k.reconfigureCommand(configPath), { mutates: true });
 }
 
-export async function adminKubeconfigOf(controlPlane: Host): Promise<{ adminKubeconfig: string; caCertHash: string }> {
-  const adminKubeconfig = ((await controlPlane.readFile(k.ADMIN_CONF)) ?? Buffer.alloc(0)).toString("utf8");
+/**
+ * The admin kubeconfig rebuilt from the CA, client certificate and key parsed out of the control
+ * plane's admin.conf (anything else in that file is refused, see kubeconfig.ts), pointed at
+ * `server` (the control-plane endpoint; state written before it was an input has none: then the
+ * file's own server, which the parser accepts only as https://<host>:<port>).
+ */
+export async function adminKubeconfigOf(controlPlane: Host, server?: string): Promise<{ adminKubeconfig: string; caCertHash: string }> {
+  const text = ((await controlPlane.readFile(k.ADMIN_CONF)) ?? Buffer.alloc(0)).toString("utf8");
+  const creds = parseAdminConf(text, controlPlane.name, k.ADMIN_CONF);
+  const adminKubeconfig = buildKubeconfig(creds, server || creds.server);
   const caCertHash = (await controlPlane.exec(k.caCertHashCommand)).stdout.trim();
+  if (!/^sha256:[0-9a-f]{64}$/.test(caCertHash))
+    throw new Error(`${controlPlane.name}: the CA certificate hash is not sha256:<64 hex digits>`);
   return { adminKubeconfig, caCertHash };
 }
 
