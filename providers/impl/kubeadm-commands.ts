@@ -7,12 +7,20 @@ import { shq } from "../ssh/shell";
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
 const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 
+/**
+ * Temp files go on every way out: a normal exit, and HUP/INT/TERM (`timeout` and a dropped SSH
+ * session send those). sh runs an EXIT trap on `exit`, not when a signal kills it, so each
+ * signal is turned into an exit.
+ */
+export const removeOnExit = (files: string) =>
+  `trap 'rm -f ${files}' EXIT && trap 'exit 129' HUP && trap 'exit 130' INT && trap 'exit 143' TERM`;
+
 // Commands on a control plane talk to its own apiserver, not to the VIP in admin.conf: the VIP
 // may be moving (the node that holds it may be the one leaving), and "this control plane
 // answers" should mean its own API does. $k: admin.conf pointed at the local advertise address
 // (always among the apiserver's SANs), removed when the command exits.
 export const LOCAL_KUBECONFIG =
-  `k=$(mktemp) && trap 'rm -f "$k"' EXIT && ` +
+  `k=$(mktemp) && ${removeOnExit('"$k"')} && ` +
   `ip=$(sed -n 's/^ *- --advertise-address=//p' ${APISERVER_MANIFEST}) && ` +
   `port=$(sed -n 's/^ *- --secure-port=//p' ${APISERVER_MANIFEST}) && ` +
   `h=$ip && case $ip in *:*) h="[$ip]" ;; esac && ` +
@@ -40,13 +48,15 @@ export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${shq
 // bootstrap token that only keeps that time; we upload them right before a control plane joins
 // and delete both right after. Without --config the phase guesses this node's address from its
 // default route, and fails where there is none (an air-gapped network): it gets the address
-// the apiserver advertises. The key goes in the same file (no --certificate-key beside --config).
-export const uploadCertsCommand = (certificateKey: string) =>
-  local(
-    `f=$(mktemp) && trap 'rm -f "$k" "$f"' EXIT && ` +
-      `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" ${shq(certificateKey)} >"$f" && ` +
-      `kubeadm init phase upload-certs --upload-certs --config "$f" --kubeconfig "$k" >/dev/null`,
-  );
+// the apiserver advertises. The key goes in the same file (no --certificate-key beside --config);
+// it arrives on stdin (never in a command line, which `ps` and sudo's log show) and must be the
+// 64 hex digits `kubeadm certs certificate-key` prints.
+export const uploadCertsCommand = local(
+  `f=$(mktemp) && ${removeOnExit('"$k" "$f"')} && ` +
+    `IFS= read -r key && case $key in *[!0-9a-f]*|'') echo 'certificate key: not hex' >&2; exit 2 ;; esac && ` +
+    `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" "$key" >"$f" && ` +
+    `kubeadm init phase upload-certs --upload-certs --config "$f" --kubeconfig "$k" >/dev/null`,
+);
 const CERTS_TOKEN = "Proxy for managing TTL for the kubeadm-certs secret";
 // `kubeadm init` also leaves a bootstrap token valid for 24 h: joins mint their own, so right
 // after init every token goes (there are no others yet).

@@ -225,6 +225,17 @@ export interface NodeMembership {
  * for a control plane a fresh certificate key with freshly uploaded certs), written into the
  * join file, used, and deleted right after — whatever happens in between.
  */
+/** Fresh control-plane certificates uploaded under `certificateKey`, which travels on stdin only. */
+export async function uploadCerts(controlPlane: Host, certificateKey: string): Promise<void> {
+  if (!/^[0-9a-f]{64}$/.test(certificateKey))
+    throw new Error(`${controlPlane.name}: kubeadm printed a certificate key that is not 64 hex digits`);
+  await controlPlane.exec(k.uploadCertsCommand, {
+    stdin: `${certificateKey}\n`,
+    mutates: true,
+    redactedAs: "kubeadm init phase upload-certs --upload-certs --config <InitConfiguration with the certificate key>",
+  });
+}
+
 async function joinWithFreshCredentials(controlPlane: Host, node: Host, m: NodeMembership): Promise<void> {
   const self = m.node.name;
   const token = (await controlPlane.exec(k.tokenCreateCommand(self), { mutates: true })).stdout.trim();
@@ -233,10 +244,7 @@ async function joinWithFreshCredentials(controlPlane: Host, node: Host, m: NodeM
     let certificateKey: string | undefined;
     if (m.controlPlane) {
       certificateKey = (await controlPlane.exec(k.certificateKeyCommand)).stdout.trim();
-      await controlPlane.exec(k.uploadCertsCommand(certificateKey), {
-        mutates: true,
-        redactedAs: "kubeadm init phase upload-certs --upload-certs --config <InitConfiguration with the certificate key>",
-      });
+      await uploadCerts(controlPlane, certificateKey);
     }
     await node.writeFile(m.configPath, joinConfigYaml(m.joinConfiguration, { token, caCertHash, certificateKey }), 0o600);
     try {

@@ -42,7 +42,7 @@ const lines: [string, string][] = [
   ["init dry run", k.initDryRunCommand("/etc/kubernetes/kubeadm-init.yaml")],
   ["token create", k.tokenCreateCommand("k8s-2")],
   ["token delete", k.tokenDeleteCommand("abcdef.0123456789abcdef")],
-  ["upload certs", k.uploadCertsCommand("0".repeat(64))],
+  ["upload certs", k.uploadCertsCommand],
   ["certificate key", k.certificateKeyCommand],
   ["join", k.joinCommand("/etc/kubernetes/kubeadm-join.yaml")],
   ["reset", k.resetCommand("systemd").split(" && ")[1]],
