@@ -6,6 +6,7 @@ import type { InitSystem } from "../../model/schema";
 import { serviceCommands } from "../os/configurer";
 import type { Host, SshTarget } from "../ssh/types";
 import { diffOf, hostOf, type Provider } from "./common";
+import { trimOutput } from "../ssh/errors";
 
 export interface ServiceInputs {
   connection: SshTarget;
@@ -74,7 +75,7 @@ async function waitReady(host: Host, s: ServiceInputs): Promise<void> {
     if (r.code === 0) return;
     if (Date.now() > deadline)
       throw new Error(
-        `${host.name}: ${s.name} started but is not ready after ${READY_TIMEOUT_MS / 1000} s: "${s.readyCheck}" exited ${r.code}: ${r.stderr.trim()}`,
+        `${host.name}: ${s.name} started but is not ready after ${READY_TIMEOUT_MS / 1000} s: "${s.readyCheck}" exited ${r.code}: ${trimOutput(r.stderr)}`,
       );
     await new Promise((res) => setTimeout(res, 500));
   }

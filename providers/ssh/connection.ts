@@ -533,7 +533,9 @@ class Session implements Host {
 
   async writeFile(path: string, content: string | Buffer, mode: number): Promise<void> {
     const shown = `write ${path} (mode ${mode.toString(8).padStart(4, "0")})`;
-    const r = await this.raw(writeFileScript(path, mode), shown, { stdin: Buffer.from(content), mutates: true });
+    const data = Buffer.from(content);
+    const sent = { size: data.length, sha256: createHash("sha256").update(data).digest("hex") };
+    const r = await this.raw(writeFileScript(path, mode, sent), shown, { stdin: data, mutates: true });
     if (r.code !== 0) throw this.fail(shown, r);
   }
 }

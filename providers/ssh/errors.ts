@@ -3,9 +3,23 @@
 
 const STDERR_LIMIT = 2048;
 
-/** Keeps the head and the tail of long stderr (both usually matter), ~2 KB in total. */
+/**
+ * Remote output made safe for the operator's terminal: escape sequences (CSI, OSC, others) and
+ * every control character except newline and tab are removed, and so are Unicode bidi controls
+ * (which reorder what is shown). A hostile node cannot retitle, recolour or rewrite the screen.
+ */
+export function stripControl(s: string): string {
+  return s
+    .replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)?/g, "") // OSC … BEL/ST
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, "") // CSI
+    .replace(/\x9b[0-?]*[ -/]*[@-~]/g, "") // 8-bit CSI
+    .replace(/\x1b[@-_]?/g, "")
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "");
+}
+
+/** Keeps the head and the tail of long stderr (both usually matter), ~2 KB in total, control characters stripped. */
 export function trimOutput(s: string, limit = STDERR_LIMIT): string {
-  const t = s.trim();
+  const t = stripControl(s).trim();
   if (t.length <= limit) return t;
   const half = Math.floor(limit / 2);
   return `${t.slice(0, half)}\n… [${t.length - 2 * half} chars omitted] …\n${t.slice(-half)}`;

@@ -34,21 +34,37 @@ export function checkMode(mode: number): string {
   return mode.toString(8).padStart(4, "0");
 }
 
+/** Exit code of writeFileScript when what arrived is not what was sent (size or sha256). */
+export const TRANSFER_EXIT = 45;
+
 /**
- * Atomic replace: content arrives on stdin into a temp file in the target's directory, gets
- * the exact mode, then is renamed over the target. The temp file is removed on failure.
+ * Atomic replace: content arrives on stdin into a temp file in the target's directory, its size
+ * and sha256 are checked against what was sent (a transfer cut short or altered never replaces
+ * the file), it gets the exact mode, then is renamed over the target. The temp file is removed
+ * on failure and on HUP/INT/TERM.
  */
-export function writeFileScript(path: string, mode: number): string {
+export function writeFileScript(path: string, mode: number, sent: { size: number; sha256: string }): string {
   if (!path.startsWith("/")) throw new Error(`writeFile needs an absolute path, got ${JSON.stringify(path)}`);
   const m = checkMode(mode);
+  if (!Number.isSafeInteger(sent.size) || sent.size < 0) throw new Error(`invalid size ${sent.size}`);
+  if (!/^[0-9a-f]{64}$/.test(sent.sha256)) throw new Error(`invalid sha256 ${JSON.stringify(sent.sha256)}`);
   const p = shq(path);
+  const refuse = (what: string) =>
+    `{ echo "k8sbm: ${what}; ${path.replace(/["$`\\]/g, "")} was not replaced" >&2; exit ${TRANSFER_EXIT}; }`;
   return [
     "set -e",
     `d=$(dirname -- ${p})`,
     `mkdir -p -- "$d"`,
     `t=$(mktemp "$d/.k8sbm-tmp.XXXXXX")`,
     `trap 'rm -f -- "$t"' EXIT`,
+    "trap 'exit 129' HUP",
+    "trap 'exit 130' INT",
+    "trap 'exit 143' TERM",
     `cat > "$t"`,
+    `n=$(wc -c < "$t" | tr -d ' ')`,
+    `[ "$n" = ${sent.size} ] || ${refuse(`received $n bytes, ${sent.size} were sent`)}`,
+    `h=$(sha256sum < "$t" | cut -d ' ' -f 1)`,
+    `[ "$h" = ${sent.sha256} ] || ${refuse("the received content's sha256 differs from what was sent")}`,
     `chmod ${m} "$t"`,
     `mv -f -- "$t" ${p}`,
     "trap - EXIT",

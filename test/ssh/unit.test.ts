@@ -1,5 +1,6 @@
 // Pure parts of the SSH layer (no lab needed).
 import { execFileSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -14,9 +15,9 @@ import {
   shq,
   wrapCommand,
 } from "../../providers/ssh";
-import { trimOutput } from "../../providers/ssh/errors";
+import { stripControl, trimOutput } from "../../providers/ssh/errors";
 import { hostKeyAlgorithms } from "../../providers/ssh/hostkey";
-import { writeFileScript } from "../../providers/ssh/shell";
+import { TRANSFER_EXIT, writeFileScript } from "../../providers/ssh/shell";
 
 // a fixed key and what `ssh-keygen -lf` prints for it
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMI4vshksmxpVoJCqa6DAwUkTLP/Q0CV1E72U4shbfh7";
@@ -78,10 +79,47 @@ describe("commands", () => {
     expect(r).toEqual({ out: "hi\n", code: 3 });
   });
 
+  const sent = (data: string) => ({ size: Buffer.byteLength(data), sha256: createHash("sha256").update(data).digest("hex") });
+
   test("writeFileScript validates path and mode", () => {
-    expect(() => writeFileScript("rel/x", 0o644)).toThrow(/absolute/);
-    expect(() => writeFileScript("/x", 0o17777)).toThrow(/mode/);
-    expect(writeFileScript("/etc/x", 0o640)).toContain("chmod 0640");
+    expect(() => writeFileScript("rel/x", 0o644, sent(""))).toThrow(/absolute/);
+    expect(() => writeFileScript("/x", 0o17777, sent(""))).toThrow(/mode/);
+    expect(writeFileScript("/etc/x", 0o640, sent(""))).toContain("chmod 0640");
+    expect(() => writeFileScript("/etc/x", 0o640, { size: 1, sha256: "x; reboot" })).toThrow(/sha256/);
+  });
+
+  test("writeFileScript replaces the file only when size and sha256 match what was sent", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-write-"));
+    const target = path.join(dir, "f.conf");
+    const run = (script: string, stdin: string) => {
+      try {
+        execFileSync("sh", ["-c", script], { input: stdin, stdio: ["pipe", "pipe", "pipe"] });
+        return { code: 0, err: "" };
+      } catch (e) {
+        const x = e as { status: number; stderr: Buffer };
+        return { code: x.status, err: x.stderr.toString() };
+      }
+    };
+    try {
+      fs.writeFileSync(target, "old\n");
+      const content = "new content\n".repeat(100);
+      // a transfer cut short: fewer bytes arrive than were sent
+      const short = run(writeFileScript(target, 0o640, sent(content)), content.slice(0, 500));
+      expect(short.code).toBe(TRANSFER_EXIT);
+      expect(short.err).toMatch(/received 500 bytes, 1200 were sent; .*f\.conf was not replaced/);
+      // the same size, other bytes
+      const altered = run(writeFileScript(target, 0o640, sent(content)), content.replace("new", "bad"));
+      expect(altered.code).toBe(TRANSFER_EXIT);
+      expect(altered.err).toMatch(/sha256 differs/);
+      expect(fs.readFileSync(target, "utf8")).toBe("old\n");
+      expect(fs.readdirSync(dir)).toEqual(["f.conf"]); // no temp file left
+      expect(run(writeFileScript(target, 0o640, sent(content)), content).code).toBe(0);
+      expect(fs.readFileSync(target, "utf8")).toBe(content);
+      expect(fs.statSync(target).mode & 0o7777).toBe(0o640);
+      expect(fs.readdirSync(dir)).toEqual(["f.conf"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -91,6 +129,14 @@ describe("errors and retry policy", () => {
     expect(e.message.startsWith(`k8s-1 (10.118.10.20): command "false" exited 1: xxx`)).toBe(true);
     expect(e.message.length).toBeLessThan(2300);
     expect(trimOutput("a".repeat(3000))).toContain("chars omitted");
+  });
+
+  test("remote output reaches the terminal without control characters or escape sequences", () => {
+    const hostile = "ok\x1b[2J\x1b]0;pwned\x07\x1b[31mred\x1b[0m\rover\x08\x00\x9b1m\u202eevil\ttab\nnext";
+    expect(stripControl(hostile)).toBe("okredoverevil\ttab\nnext");
+    const e = new RemoteError("k8s-1", "h", "false", 1, hostile, hostile);
+    expect(e.message).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
+    expect(e.message).toContain("red");
   });
 
   test("backoff is exponential and capped", () => {
