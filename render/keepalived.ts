@@ -96,6 +96,9 @@ export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): str
     // VRRPv3 (RFC 5798) when there is no authentication (v3 has none): it also allows
     // sub-second advert_int. AH/PASS exist only in VRRPv2.
     ...(opts.authType === "none" ? ["    vrrp_version 3"] : []),
+    // Unicast: adverts whose source is not one of the instance's unicast peers are dropped, so a
+    // host on wan1 that is not a balancer cannot take a VIP by advertising a higher priority.
+    ...(opts.unicast ? ["    vrrp_check_unicast_src"] : []),
     "}",
   ];
   if (tracks)

@@ -149,6 +149,13 @@ describe("keepalived.conf options", () => {
     }
   });
 
+  test("unicast: adverts from a source that is not a peer are dropped (vrrp_check_unicast_src)", () => {
+    const globals = (conf: KNode[]) => conf.find((n) => n.keyword === "global_defs")!;
+    expect(child(globals(parsed("k8s-2", { ...opts, unicast: true })), "vrrp_check_unicast_src")).toBeDefined();
+    // multicast has no peer list to check against
+    expect(child(globals(parsed("k8s-2", opts)), "vrrp_check_unicast_src")).toBeUndefined();
+  });
+
   test("preemption: the API VIP is not taken back (nopreempt); external IPs after preempt_delay", () => {
     const conf = instances(parsed("k8s-1", opts));
     const cp = conf.find((i) => i.args?.[0] === "control_plane")!;
