@@ -23,9 +23,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && while [ ! -f package.json ] && [ "$PWD" != / ]; do cd ..; done && pwd)   # the repo root
 kver=$(node -p "require('$here/package.json').config.kubernetesVersion")
-# 1.19.6: its whole module graph is served by the module proxy as released (1.20.2 needs a newer
-# gobgp and a stand-in for sigs.k8s.io/mcs-api/controllers; 1.18.4 replaces apimachinery with a
-# fork that is refused).
+# 1.19.6, the newest 1.19 patch: its whole module graph, as its go.mod pins and replaces it, is
+# served by the module proxy, agent and operator build unchanged (1.20.2 pins a gobgp v4
+# pseudo-version and a sigs.k8s.io/mcs-api/controllers that are refused; 1.18.4 replaces
+# k8s.io/apimachinery with a fork that is refused).
 cilium_ver=1.19.6
 cni_plugins_ver=1.9.1     # the loopback CNI plugin in the agent image, as images/runtime/build-cni.sh
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
