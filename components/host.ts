@@ -45,7 +45,16 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
       retries: config.ssh.retries,
     };
     const pinned = node.ssh.hostKey ?? args.pinnedHostKey;
-    const identity = new SshHost(`${name}-ssh`, { connection: pulumi.output(base), ...(pinned ? { pinnedHostKey: pinned } : {}) }, p);
+    const identity = new SshHost(
+      `${name}-ssh`,
+      {
+        connection: pulumi.output(base),
+        ...(pinned ? { pinnedHostKey: pinned } : {}),
+        trustOnFirstUse: config.ssh.trustOnFirstUse,
+        configPath: `nodes[${spec.nodes.indexOf(node)}]`,
+      },
+      p,
+    );
     this.connection = pulumi.output({ ...base, hostKey: identity.hostKey });
     this.hostKeyFingerprint = identity.fingerprint;
     const connection = this.connection;

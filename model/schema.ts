@@ -310,6 +310,9 @@ const sshDefaults = z
     port: z.number().int().min(1).max(65535).default(22),
     connectTimeoutSeconds: z.number().int().min(1).max(300).default(20),
     retries: z.number().int().min(0).max(20).default(5),
+    // A node with no nodes[].ssh.hostKey (and not a program-created lab VM): stop on first
+    // contact with the key seen and the command to pin it (false), or record that key (true).
+    trustOnFirstUse: z.boolean().default(false),
   })
   .strict();
 
