@@ -8,11 +8,17 @@ import { KubeconfigError, parseAdminConf } from "../../providers/impl/kubeconfig
 import { hostExec, sshTarget } from "../../testbed";
 import { describeTestbed, useTestbed } from "../testbed";
 import { parse } from "yaml";
+import { parseStackConfig } from "../../model/parse";
+import type { SecretKey } from "../../model/schema";
+import { planVrrp } from "../../plan/vrrp";
+import { keepalivedConf, keepalivedOptions } from "../../render/keepalived";
+import { testbedStackConfig, UNICAST } from "../../testbed/stack";
+import { holdersOf, waitForHolder } from "../../testbed/vrrp";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeTestbed("hardening on testbed hosts", () => {
-  const lab = useTestbed("jest-harden", 2, { basePort: 22700 });
+  const lab = useTestbed("jest-harden", 4, { basePort: 22700 });
   const sh = async (host: string, cmd: string) => (await hostExec(lab(), host, cmd)).stdout;
   afterEach(() => closeAll());
 
@@ -131,4 +137,75 @@ ${userExtra}`;
     expect(temps).toHaveLength(2);
     expect(await sh("k8s-1", `for f in ${temps.join(" ")}; do [ -e "$f" ] && echo "$f left"; done; true`)).toBe("");
   }, 60_000);
+
+  describe("VRRP in unicast mode", () => {
+    const VIP = "10.118.12.100";
+    const KA = "keepalived -P -f /etc/keepalived/k8sbm-test.conf -p /run/k8sbm-ka.pid -r /run/k8sbm-ka-vrrp.pid";
+    const stop = (host: string) =>
+      sh(
+        host,
+        "for f in /run/k8sbm-ka.pid /run/k8sbm-ka-vrrp.pid; do [ -s $f ] && kill $(cat $f) 2>/dev/null; done; sleep 1; rm -f /run/k8sbm-ka*.pid; true",
+      );
+    const start = async (host: string, conf: string) => {
+      await hostExec(lab(), host, "mkdir -p /etc/keepalived && cat > /etc/keepalived/k8sbm-test.conf", { stdin: conf });
+      await sh(host, KA);
+    };
+    /** k8s-1's keepalived.conf as the program renders it (the testbed stack, unicast VRRPv3), health check off */
+    const k8s1Conf = () => {
+      const raw = Object.fromEntries(
+        Object.entries(testbedStackConfig({ basePort: 22700, vrrp: UNICAST })).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]),
+      );
+      delete raw.encryptionsalt;
+      const spec = parseStackConfig("k8s-baremetal", raw, new Set<SecretKey>(["sshPrivateKey"]));
+      const plan = planVrrp(spec).find((p) => p.node === "k8s-1")!;
+      const cp = plan.instances.find((i) => i.kind === "control-plane")!;
+      const opts = keepalivedOptions(spec);
+      return { conf: keepalivedConf(plan, { ...opts, healthCheck: { ...opts.healthCheck, enabled: false } }), cp };
+    };
+    /** a non-peer on wan1 advertising the API VIP's router id with the highest priority to the peers */
+    const intruder = (routerId: number) => `global_defs {
+    router_id intruder
+    vrrp_version 3
+}
+vrrp_instance control_plane {
+    state MASTER
+    interface wan1
+    virtual_router_id ${routerId}
+    priority 254
+    advert_int 1
+    virtual_ipaddress {
+        ${VIP}/24
+    }
+    unicast_src_ip 10.118.12.23
+    unicast_peer {
+        10.118.12.20
+        10.118.12.21
+        10.118.12.22
+    }
+}
+`;
+
+    afterEach(async () => {
+      await stop("k8s-4");
+      await stop("k8s-1");
+    });
+
+    test("an advert from a non-peer does not move the API VIP (vrrp_check_unicast_src)", async () => {
+      const { conf, cp } = k8s1Conf();
+      expect(conf).toMatch(/^ {4}vrrp_check_unicast_src$/m);
+      await start("k8s-1", conf);
+      expect(await waitForHolder(lab(), VIP, (h) => h.includes("k8s-1"), 20_000)).toEqual(["k8s-1"]);
+      await start("k8s-4", intruder(cp.routerId));
+      await sleep(6000); // several adverts at priority 254
+      expect(await holdersOf(lab(), VIP)).toContain("k8s-1");
+    }, 60_000);
+
+    test("control: without the check the same advert takes the VIP from k8s-1", async () => {
+      const { conf, cp } = k8s1Conf();
+      await start("k8s-1", conf.replace(/^ {4}vrrp_check_unicast_src\n/m, ""));
+      expect(await waitForHolder(lab(), VIP, (h) => h.includes("k8s-1"), 20_000)).toEqual(["k8s-1"]);
+      await start("k8s-4", intruder(cp.routerId));
+      expect(await waitForHolder(lab(), VIP, (h) => !h.includes("k8s-1"), 15_000)).toEqual(["k8s-4"]);
+    }, 60_000);
+  });
 });
