@@ -2,12 +2,13 @@
 // (members, health, removals), creating the cluster, a node's join and its leave. The
 // KubeadmInit and KubeadmJoin providers only decide which of these steps run.
 import { planMembership, type EtcdMember } from "../../plan/etcd";
-import { joinConfigYaml, type JoinConfiguration } from "../../render/kubeadm";
+import { joinConfigYaml } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
 import { shq } from "../ssh/shell";
 import type { Host, SshTarget } from "../ssh/types";
 import { hostOf } from "./common";
 import * as k from "./kubeadm-commands";
+import type { KubeadmJoinInputs } from "./kubeadm-join";
 import { buildKubeconfig, parseAdminConf } from "./kubeconfig";
 
 // ---- finding the cluster ----------------------------------------------------------------------
@@ -207,18 +208,8 @@ export async function untaint(controlPlane: Host, node: string): Promise<void> {
 
 // ---- one node -----------------------------------------------------------------------------------
 
-export interface NodeMembership {
-  node: SshTarget;
-  /** the control planes (this node too, if it is one): credentials are minted on one that answers */
-  controlPlanes: SshTarget[];
-  controlPlane: boolean;
-  untaint: boolean;
-  joinConfiguration: JoinConfiguration;
-  configPath: string;
-  /** run on the node before it leaves: keepalived stops, so the VIPs it holds move first ("" for none) */
-  handOver: string;
-  init: InitSystem;
-}
+/** A node's membership as KubeadmJoin declares it, the node as `node`. */
+export type NodeMembership = Omit<KubeadmJoinInputs, "connection" | "nodeName"> & { node: SshTarget };
 
 /**
  * Credentials minted on a live control plane right before the join (a token with a short TTL;
