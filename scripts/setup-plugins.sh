@@ -76,7 +76,7 @@ if [ ! -x "$bin/$name" ]; then
   buildlog="$cache/build-pulumi-kubernetes-v$version.log"
   rm -rf "$work"; mkdir -p "$work" "$bin"; : >"$buildlog"
   start=$SECONDS
-  log "building $name v$version from github.com/pulumi/pulumi-kubernetes/provider/v4@$modver (first run: about 12 min on 2 cores; log: $buildlog)"
+  log "building $name v$version from github.com/pulumi/pulumi-kubernetes/provider/v4@$modver (first run: 20 min or more on 2 cores; log: $buildlog)"
   export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
   # The module's own go:generate step writes the embedded schema (stamped with VERSION) and
   # terraform mapping next to main.go, so build in a writable copy of the module.
