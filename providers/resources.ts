@@ -71,7 +71,7 @@ function resource<K extends Kind, D extends keyof InputsOf<K> = never, X extends
 }
 
 /** A node's SSH identity: the host key pinned from config, or recorded on first contact. */
-export const SshHost = resource("ssh-host", ["hostKey", "fingerprint"], { type: "SshHost", expose: ["connection"] });
+export const SshHost = resource("ssh-host", ["hostKey", "fingerprint"], { type: "SshHost" });
 export type SshHost = InstanceType<typeof SshHost>;
 
 /** An ed25519 key pair made by the program (a lab VM's host key). */

@@ -25,7 +25,7 @@ export interface JoinCredentials {
 }
 
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
-const CA_HASH = /^sha256:[0-9a-f]{64}$/;
+export const CA_HASH = /^sha256:[0-9a-f]{64}$/;
 const CERT_KEY = /^[0-9a-f]{64}$/;
 
 function args(record: Record<string, string>): Arg[] {

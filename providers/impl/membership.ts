@@ -2,7 +2,7 @@
 // (members, health, removals), creating the cluster, a node's join and its leave. The
 // KubeadmInit and KubeadmJoin providers only decide which of these steps run.
 import { planMembership, type EtcdMember } from "../../plan/etcd";
-import { joinConfigYaml } from "../../render/kubeadm";
+import { CA_HASH, joinConfigYaml } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
 import { shq } from "../ssh/shell";
 import type { Host, SshTarget } from "../ssh/types";
@@ -197,8 +197,7 @@ export async function adminKubeconfigOf(controlPlane: Host, server?: string): Pr
   const creds = parseAdminConf(text, controlPlane.name, k.ADMIN_CONF);
   const adminKubeconfig = buildKubeconfig(creds, server || creds.server);
   const caCertHash = (await controlPlane.exec(k.caCertHashCommand)).stdout.trim();
-  if (!/^sha256:[0-9a-f]{64}$/.test(caCertHash))
-    throw new Error(`${controlPlane.name}: the CA certificate hash is not sha256:<64 hex digits>`);
+  if (!CA_HASH.test(caCertHash)) throw new Error(`${controlPlane.name}: the CA certificate hash is not sha256:<64 hex digits>`);
   return { adminKubeconfig, caCertHash };
 }
 
