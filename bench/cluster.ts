@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { down, up, type TestbedState } from "../testbed";
-import { TestbedStack, testbedStackConfig } from "../testbed/stack";
+import { LIVE_CLUSTER, TestbedStack, testbedStackConfig } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
 
 const LAB = "bench-cluster";
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const stack = new TestbedStack(
     testbedStackConfig({
       basePort: BASE_PORT,
-      extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } },
+      extra: LIVE_CLUSTER,
     }),
     { K8SBM_SSH_STATS: stats },
   );

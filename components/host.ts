@@ -1,10 +1,12 @@
 // ClusterHost: one node prepared for Kubernetes (seed §2) — its pinned SSH identity, packages,
 // kernel settings, the files kubeadm and the kubelet expect, and containerd running.
+import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import { packagesFor } from "../providers/os/configurer";
 import { FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
 import type { SshTarget } from "../providers/ssh/types";
+import { CONTAINERD_CONFIG_PATH, containerdConfig, registryHostsPath, registryHostsToml } from "../render/containerd";
 import * as host from "../render/host";
 import type { ClusterSpec, NodeSpec } from "../model/model";
 
@@ -104,6 +106,20 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
       );
       if (node.init === "openrc") files.push(block("rc-conf", "/etc/rc.conf", host.rcConfLine()));
     }
+    // containerd reads these at start: a change restarts it (running containers keep running)
+    const runtimeFiles: [string, string, string][] = kube
+      ? [
+          ["containerd-config", CONTAINERD_CONFIG_PATH, containerdConfig(spec, node)],
+          ...Object.entries(config.containerd.registryMirrors)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([registry, mirrors]): [string, string, string] => [
+              `containerd-hosts-${registry}`,
+              registryHostsPath(registry),
+              registryHostsToml(registry, mirrors),
+            ]),
+        ]
+      : [];
+    files.push(...runtimeFiles.map(([id, path, content]) => file(id, path, content)));
     const settings = new HostSettings(
       `${name}-settings`,
       {
@@ -118,7 +134,14 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
     if (kube) {
       const containerd = new Service(
         `${name}-containerd`,
-        { connection, init: node.init, name: "containerd", enabled: true, running: true },
+        {
+          connection,
+          init: node.init,
+          name: "containerd",
+          enabled: true,
+          running: true,
+          restartToken: contentToken(runtimeFiles.map(([, path, content]) => `${path}\n${content}`)),
+        },
         { parent: this, dependsOn: [settings] },
       );
       // kubeadm starts the kubelet; it only has to start at boot.
@@ -131,6 +154,11 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
     }
     this.registerOutputs({ connection: this.connection, hostKeyFingerprint: this.hostKeyFingerprint });
   }
+}
+
+/** A short digest of file contents: changes when any of them does. */
+function contentToken(contents: string[]): string {
+  return createHash("sha256").update(contents.join("\0")).digest("hex").slice(0, 16);
 }
 
 function kubeletArgs(spec: ClusterSpec): string[] {

@@ -1,6 +1,7 @@
 // Cross-field rules of the stack configuration. Each finding names the config key and the fix.
 import { cidrContains, cidrsOverlap, formatCidr, networkOf, parseAddressWithPrefix, parseCidr, parseIPv4, type Cidr } from "./ip";
 import { DEFAULT_INIT } from "./model";
+import { kubeadmPauseImage, PAUSE_VERSIONS } from "./pause";
 import type { SecretKey, StackConfig } from "./schema";
 
 export interface Finding {
@@ -324,6 +325,18 @@ const safeValues: Check = (c) => {
   return out;
 };
 
+const containerdRuntime: Check = (c) => {
+  if (!c.layers.kubernetes || c.containerd.sandboxImage || kubeadmPauseImage(c.cluster.kubernetesVersion)) return [];
+  const v = c.cluster.kubernetesVersion;
+  const known = Object.keys(PAUSE_VERSIONS).map((m) => `v${m}`);
+  return [
+    {
+      key: "containerd.sandboxImage",
+      message: `no pause image is known for cluster.kubernetesVersion ${v} (known: ${known.join(", ")}); set it to the pause image \`kubeadm config images list --kubernetes-version ${v}\` prints`,
+    },
+  ];
+};
+
 const CHECKS: Check[] = [
   uniqueNodes,
   roles,
@@ -337,6 +350,7 @@ const CHECKS: Check[] = [
   labNetworks,
   cgroupDriver,
   safeValues,
+  containerdRuntime,
 ];
 
 export function checkStackConfig(c: StackConfig, secrets: ReadonlySet<SecretKey>): Finding[] {

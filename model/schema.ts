@@ -215,6 +215,43 @@ const cilium = z
   })
   .strict();
 
+// The node runtime (containerd), written by the program on every node that runs Kubernetes.
+const registryHost = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/, "must be a registry host like docker.io or registry.example.com:5000");
+const containerd = z
+  .object({
+    // overlayfs on ordinary hosts; native where the root is itself an overlay (containers, the testbed)
+    snapshotter: z.enum(["overlayfs", "native", "btrfs", "zfs"]).default("overlayfs"),
+    // the pause image; default: the one kubeadm expects for cluster.kubernetesVersion
+    sandboxImage: z
+      .string()
+      .regex(
+        /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/,
+        "must be an image reference like registry.k8s.io/pause:3.10.1",
+      )
+      .optional(),
+    // hosts that let no process lower its OOM score (inside containers, some VPS kernels)
+    restrictOomScoreAdj: z.boolean().default(false),
+    // pull through these mirrors first (air-gapped installs): { "registry.k8s.io": ["https://mirror.example.com"] }
+    registryMirrors: z
+      .record(
+        registryHost,
+        z
+          .array(
+            z
+              .string()
+              .regex(
+                /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~/-]*)?$/,
+                "must be an https:// mirror URL (plain http lets the network swap images)",
+              ),
+          )
+          .min(1),
+      )
+      .default({}),
+  })
+  .strict();
+
 const addons = z
   .object({
     dashboard: z
@@ -327,6 +364,7 @@ export const stackConfigSchema = z
     os: osDefaults.default({}),
     vrrp: vrrp.default({}),
     routing: routing.default({}),
+    containerd: containerd.default({}),
     cilium: cilium.default({}),
     addons: addons.default({}),
     lab: lab.default({}),

@@ -127,5 +127,18 @@ export function testbedStackConfig(opts: {
   };
 }
 
+/**
+ * Stack config for a live cluster on `testbed up --kube` hosts. Each key is a stand-in for what a
+ * testbed host cannot be (README, "The testbed's stand-ins"):
+ * - cluster.allowCgroupV1: this machine's kernel mounts the cgroup v1 controllers, shared by all hosts;
+ * - containerd.snapshotter native: a host's root is an overlay, on which overlayfs snapshots cannot stack;
+ * - containerd.restrictOomScoreAdj: this machine lets no process lower its OOM score, not even root.
+ */
+export const LIVE_CLUSTER = {
+  layers: { kubernetes: true, cilium: false, addons: false },
+  cluster: { allowCgroupV1: true },
+  containerd: { snapshotter: "native", restrictOomScoreAdj: true },
+};
+
 /** VRRP's sound defaults (no authentication) with unicast peers. */
 export const UNICAST = { authType: "none", unicast: true };

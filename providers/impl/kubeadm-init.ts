@@ -6,6 +6,7 @@
 // No token or certificate key is kept: joins mint their own right before they run.
 import type { InitSystem } from "../../model/schema";
 import type { SshTarget } from "../ssh/types";
+import { initRefusals } from "../../plan/day2";
 import { changed, diffOf, hostOf, type Provider } from "./common";
 import * as k from "./kubeadm-commands";
 import * as membership from "./membership";
@@ -58,6 +59,12 @@ const clusterArgs = (i: KubeadmInitInputs): membership.ClusterArgs => ({
 });
 
 export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
+  // refused at preview: changes a live cluster cannot take (plan/day2.ts)
+  async check(olds, news) {
+    const failures = initRefusals(olds, news);
+    return failures.length ? { inputs: news, failures } : { inputs: news };
+  },
+
   async create(inputs) {
     if (inputs.dryRun) {
       const host = await hostOf(inputs.connection);

@@ -4,6 +4,7 @@
 import type { JoinConfiguration } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
 import type { SshTarget } from "../ssh/types";
+import { joinRefusals } from "../../plan/day2";
 import { diffOf, type Provider } from "./common";
 import * as membership from "./membership";
 
@@ -51,6 +52,11 @@ const membershipOf = (i: KubeadmJoinInputs): membership.NodeMembership => ({
 });
 
 export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
+  // refused at preview: changes a joined node cannot take (plan/day2.ts)
+  async check(olds, news) {
+    const failures = joinRefusals(olds, news);
+    return failures.length ? { inputs: news, failures } : { inputs: news };
+  },
   async create(inputs) {
     await membership.join(membershipOf(inputs));
     return { id: `${inputs.nodeName}:kubeadm-join`, outs: { ...inputs, member: true } };

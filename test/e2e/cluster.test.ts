@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as YAML from "yaml";
 import { describeTestbed } from "../testbed";
 import { down, hostExec, up, type TestbedState } from "../../testbed";
-import { TestbedStack, testbedStackConfig } from "../../testbed/stack";
+import { LIVE_CLUSTER, TestbedStack, testbedStackConfig } from "../../testbed/stack";
 import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH } from "../../render/kubeadm";
 import { memberListCommand } from "../../providers/impl/kubeadm-commands";
 
@@ -97,8 +97,7 @@ describeTestbed("a live cluster through pulumi up", () => {
     stack = new TestbedStack(
       testbedStackConfig({
         basePort: BASE_PORT,
-        // this machine's kernel mounts cgroup v1 controllers
-        extra: { layers: { kubernetes: true, cilium: false, addons: false }, cluster: { allowCgroupV1: true } },
+        extra: LIVE_CLUSTER,
       }),
     );
     setNodes([node(1, CP), node(2, CP), node(3, CP), node(4, ["worker"])]);

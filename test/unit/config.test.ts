@@ -403,4 +403,37 @@ describe("values that reach a shell, a service definition or an unauthenticated 
       ).config.cilium.repository,
     ).toBe("");
   });
+  test("containerd.sandboxImage is needed for a Kubernetes minor whose pause image the program does not know", () => {
+    expectFinding(
+      mutate((c) => (c.cluster = { kubernetesVersion: "v1.99.0" })),
+      "containerd.sandboxImage",
+      /v1\.99\.0.*kubeadm config images list/,
+    );
+    expect(
+      parseStackConfig(
+        NAMESPACE,
+        mutate((c) => ((c.cluster = { kubernetesVersion: "v1.99.0" }), (c.containerd = { sandboxImage: "registry.k8s.io/pause:3.11" }))),
+        devSecretKeys,
+      ).config.containerd.sandboxImage,
+    ).toBe("registry.k8s.io/pause:3.11");
+  });
+  test("containerd.registryMirrors: registry hosts as keys, https mirrors only", () => {
+    expectFinding(
+      mutate((c) => (c.containerd = { registryMirrors: { "docker.io": ["http://mirror.example.com"] } })),
+      "containerd.registryMirrors.docker.io[0]",
+      /https/,
+    );
+    expectFinding(
+      mutate((c) => (c.containerd = { registryMirrors: { "Bad Host": ["https://m.example.com"] } })),
+      "containerd.registryMirrors.Bad Host",
+    );
+    expectFinding(
+      mutate((c) => (c.containerd = { snapshotter: "aufs" })),
+      "containerd.snapshotter",
+    );
+    expectFinding(
+      mutate((c) => (c.containerd = { sandboxImage: "pause;reboot" })),
+      "containerd.sandboxImage",
+    );
+  });
 });

@@ -11,6 +11,7 @@ import {
   rcConfLine,
   sysctlConf,
 } from "../../render/host";
+import { containerdConfig } from "../../render/containerd";
 import { checkApiserverScript, keepalivedConf, keepalivedOptions } from "../../render/keepalived";
 import { kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
 import {
@@ -40,6 +41,7 @@ const files: [string, () => string][] = [
   ["common/kubelet-systemd-dropin.conf", () => kubeletSystemdDropIn()],
   ["common/rt_tables.conf", () => rtTablesConf(spec)],
   ["common/cilium-values.yaml", () => ciliumValuesYaml(spec)],
+  ["common/containerd-config.toml", () => containerdConfig(spec, spec.nodes[0])],
   ["common/network-wan0.xml", () => networkXml(labWan0Network(spec))],
   ["common/network-shadow.xml", () => networkXml(labShadowNetwork(spec))],
 ];

@@ -1,0 +1,128 @@
+// Day-2 guards: changes to a live cluster that the program cannot carry to every node it concerns
+// are refused at preview (the providers' `check`), naming the config key, why, and the way that
+// works. Decided from the old and new inputs alone. Pure.
+import YAML from "yaml";
+
+export interface Refusal {
+  /** the resource input the change is in (what Pulumi prints next to the reason) */
+  property: string;
+  reason: string;
+}
+
+type Doc = Record<string, unknown>;
+
+/** The documents of a rendered kubeadm config, by kind. */
+function kinds(config: string): Record<string, Doc> {
+  const out: Record<string, Doc> = {};
+  for (const d of YAML.parseAllDocuments(config)) {
+    const o = d.toJS() as Doc | null;
+    if (o && typeof o.kind === "string") out[o.kind] = o;
+  }
+  return out;
+}
+
+function at(doc: Doc | undefined, path: string): unknown {
+  return path.split(".").reduce<unknown>((v, k) => (v && typeof v === "object" ? (v as Doc)[k] : undefined), doc);
+}
+
+/** node-ip among kubeadm's kubeletExtraArgs ([{name, value}]) */
+function nodeIp(registration: unknown): string | undefined {
+  const args = at(registration as Doc, "kubeletExtraArgs");
+  return Array.isArray(args) ? (args.find((a) => a?.name === "node-ip")?.value as string | undefined) : undefined;
+}
+
+const REBUILD = "a cluster keeps it for life: build a new cluster for another value (a new stack, or `pulumi destroy` then `pulumi up`)";
+
+/** ClusterConfiguration fields fixed at `kubeadm init`, with the config key that sets each. */
+const FIXED_AT_INIT: [string, string, string][] = [
+  ["clusterName", "cluster.name", REBUILD],
+  ["networking.podSubnet", "cluster.podSubnet", `pods, routes and the network's IP pools use it; ${REBUILD}`],
+  ["networking.serviceSubnet", "cluster.serviceSubnet", `every Service's address and the apiserver certificate use it; ${REBUILD}`],
+  ["networking.dnsDomain", "cluster.dnsDomain", `every kubelet and CoreDNS use it; ${REBUILD}`],
+  [
+    "controlPlaneEndpoint",
+    "vrrp.controlPlane.vip / cluster.apiServerPort",
+    `every kubeconfig, kubelet and certificate on the nodes names it; ${REBUILD}`,
+  ],
+  [
+    "kubernetesVersion",
+    "cluster.kubernetesVersion",
+    "the program does not upgrade a running cluster (applying it would move the first control plane only, outside the version-skew policy); keep the version the cluster runs",
+  ],
+];
+
+export interface InitState {
+  config?: string;
+  dryRun?: boolean;
+  nodeName?: string;
+}
+
+/** What a KubeadmInit change may not do once the cluster exists. */
+export function initRefusals(olds: InitState, news: Required<InitState>): Refusal[] {
+  if (olds.config === undefined || olds.dryRun !== false) return []; // no cluster yet (or only a rehearsal)
+  if (news.dryRun)
+    return [
+      {
+        property: "dryRun",
+        reason:
+          `cluster.rehearse: this stack already has a cluster (kubeadm init ran on ${olds.nodeName}); a rehearsal would replace it, ` +
+          "draining and resetting every node. Rehearse on a stack of its own (`pulumi stack init rehearse`), or set cluster.rehearse back to false",
+      },
+    ];
+  const before = kinds(olds.config).ClusterConfiguration;
+  const after = kinds(news.config).ClusterConfiguration;
+  const out: Refusal[] = [];
+  for (const [path, key, why] of FIXED_AT_INIT) {
+    const [a, b] = [at(before, path), at(after, path)];
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      out.push({
+        property: "config",
+        reason: `${key} cannot change from ${JSON.stringify(a)} to ${JSON.stringify(b)} on a live cluster: ${why}`,
+      });
+  }
+  // The first control plane's own address, while it stays the first (a new first node brings its own)
+  const [ipBefore, ipAfter] = [olds.config, news.config].map((c) => at(kinds(c).InitConfiguration, "localAPIEndpoint.advertiseAddress"));
+  if (olds.nodeName === news.nodeName && ipBefore !== ipAfter) out.push(addressRefusal("config", news.nodeName, ipBefore, ipAfter));
+  return out;
+}
+
+export interface JoinState {
+  nodeName?: string;
+  controlPlane?: boolean;
+  joinConfiguration?: Doc;
+}
+
+/** What a KubeadmJoin change may not do to a node that has joined. */
+export function joinRefusals(olds: JoinState, news: Required<JoinState>): Refusal[] {
+  if (olds.joinConfiguration === undefined || olds.nodeName !== news.nodeName) return [];
+  const out: Refusal[] = [];
+  if (olds.controlPlane !== news.controlPlane) {
+    const [from, to] = olds.controlPlane ? ["a control plane", "a worker"] : ["a worker", "a control plane"];
+    out.push({
+      property: "controlPlane",
+      reason:
+        `nodes[].roles of ${news.nodeName}: ${from} does not become ${to} in place (its etcd member, certificates and static pods ` +
+        `${olds.controlPlane ? "would have to go" : "do not exist"}). Remove ${news.nodeName} from nodes and run \`pulumi up\` ` +
+        "(it is drained, reset and leaves, with etcd's quorum checked), then add it back with the new role and run `pulumi up` again",
+    });
+  }
+  const [ipBefore, ipAfter] = [olds, news].map((s) => nodeIp(at(s.joinConfiguration, "nodeRegistration")));
+  if (ipBefore !== ipAfter) out.push(addressRefusal("joinConfiguration", news.nodeName, ipBefore, ipAfter));
+  const [endpointBefore, endpointAfter] = [olds, news].map((s) => at(s.joinConfiguration, "discovery.bootstrapToken.apiServerEndpoint"));
+  if (endpointBefore !== endpointAfter)
+    out.push({
+      property: "joinConfiguration",
+      reason: `vrrp.controlPlane.vip / cluster.apiServerPort cannot change from ${JSON.stringify(endpointBefore)} to ${JSON.stringify(endpointAfter)} on a live cluster: ${REBUILD}`,
+    });
+  return out;
+}
+
+function addressRefusal(property: string, node: string, before: unknown, after: unknown): Refusal {
+  return {
+    property,
+    reason:
+      `nodes[].wan1.address of ${node} cannot change from ${String(before)} to ${String(after)} while it is a member: its kubelet` +
+      " registration, certificates (and etcd peer URL on a control plane) carry the old address. Remove the node from nodes and run" +
+      " `pulumi up`, then add it back with the new address",
+  };
+}
