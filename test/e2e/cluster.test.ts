@@ -157,6 +157,49 @@ describeTestbed("a live cluster through pulumi up", () => {
     stack.run(["preview", "--expect-no-changes"]);
   });
 
+  test("containerd runs on the configuration the program wrote (the node image ships none)", async () => {
+    for (const h of ["k8s-1", "k8s-2", "k8s-3", "k8s-4"]) {
+      expect(await sh(h, "head -1 /etc/containerd/config.toml")).toMatch(/^# Managed by k8s-baremetal/);
+      const info = JSON.parse(await sh(h, "crictl -r unix:///run/containerd/containerd.sock info")) as { config: Record<string, any> };
+      // containerd 2.x reports the CRI config it runs with, migrated from the file's version 2
+      const config = JSON.stringify(info.config);
+      expect(config).toContain('"snapshotter":"native"');
+      expect(config).toContain('"restrictOOMScoreAdj":true');
+      expect(config).toMatch(/"SystemdCgroup":false/);
+      // every sandbox runs the pause image the program pinned (nothing is pulled in the testbed)
+      const sandboxes = await sh(
+        h,
+        'crictl -r unix:///run/containerd/containerd.sock inspectp $(crictl -r unix:///run/containerd/containerd.sock pods -q) | grep -o \'"image": *"[^"]*pause[^"]*"\' | sort -u',
+      );
+      expect(sandboxes.trim()).toMatch(/registry\.k8s\.io\/pause:3\.10\.1/);
+    }
+  });
+
+  test("changes a live cluster cannot take are refused at preview, naming the key and the way", () => {
+    const saved = fs.readFileSync(stack.configFile, "utf8");
+    // each preview stops at the first resource that refuses: one change per preview
+    const refused = (change: (config: Record<string, any>) => void): string => {
+      const doc = YAML.parse(saved) as { config: Record<string, any> };
+      change(doc.config);
+      fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+      const r = stack.run(["preview"], { allowFail: true });
+      expect(r.code).not.toBe(0);
+      return r.out;
+    };
+    try {
+      expect(refused((c) => (c["k8s-baremetal:cluster"] = { ...c["k8s-baremetal:cluster"], podSubnet: "10.250.0.0/16" }))).toMatch(
+        /cluster\.podSubnet cannot change from "10\.244\.0\.0\/16" to "10\.250\.0\.0\/16" on a live cluster/,
+      );
+      // k8s-3 and k8s-4 swap roles
+      expect(refused((c) => ((c["k8s-baremetal:nodes"][2].roles = ["worker"]), (c["k8s-baremetal:nodes"][3].roles = CP)))).toMatch(
+        /nodes\[\]\.roles of k8s-[34]: a (worker|control plane) does not become a (control plane|worker) in place[\s\S]*Remove k8s-[34] from nodes/,
+      );
+    } finally {
+      fs.writeFileSync(stack.configFile, saved);
+    }
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
   test("a half-joined worker is reset and joined again", async () => {
     // a join that died after the kubelet got its credentials: kubelet.conf is there, the
     // kubelet is not running, and the API has no such node
