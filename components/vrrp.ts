@@ -7,7 +7,7 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import type { Route, Rule } from "../providers/impl/policy-routing";
-import { PolicyRouting, RemoteFile, Service } from "../providers/resources";
+import { PolicyRouting, RemoteFile, Service, SystemUser } from "../providers/resources";
 import { planVrrp, type NodeVrrpPlan } from "../plan/vrrp";
 import * as ka from "../render/keepalived";
 import * as routing from "../render/routing";
@@ -85,6 +85,12 @@ export class VrrpMesh extends pulumi.ComponentResource {
     ];
     if (node.controlPlane && config.vrrp.controlPlane.healthCheck.enabled)
       files.push(
+        // the check runs as this unprivileged user (script_user in keepalived.conf)
+        new SystemUser(
+          `${node.name}-keepalived-script-user`,
+          { connection, name: ka.SCRIPT_USER, comment: "keepalived check scripts", searches: ka.CHECK_SCRIPT_SEARCHES },
+          { parent: this, dependsOn: prepared },
+        ),
         new RemoteFile(
           `${node.name}-check-apiserver`,
           {

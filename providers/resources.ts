@@ -14,6 +14,7 @@ export interface Kinds {
   "file-block": typeof import("./impl/file-block");
   packages: typeof import("./impl/packages");
   "host-settings": typeof import("./impl/host-settings");
+  "system-user": typeof import("./impl/system-user");
   service: typeof import("./impl/service");
   "policy-routing": typeof import("./impl/policy-routing");
   "kubeadm-init": typeof import("./impl/kubeadm-init");
@@ -97,6 +98,10 @@ export type Packages = InstanceType<typeof Packages>;
 /** Kernel modules, sysctl values and mounts, live and restored on delete. */
 export const HostSettings = resource("host-settings", ["restore"], { type: "HostSettings" });
 export type HostSettings = InstanceType<typeof HostSettings>;
+
+/** An unprivileged system account (keepalived's check script user) and the directories it may search. */
+export const SystemUser = resource("system-user", ["present", "createdByUs"], { type: "SystemUser" });
+export type SystemUser = InstanceType<typeof SystemUser>;
 
 export const Service = resource("service", ["before"], {
   type: "Service",

@@ -9,6 +9,17 @@ export const CHECK_APISERVER_PATH = "/etc/keepalived/check-apiserver.sh";
 /** kubeadm writes this static-pod manifest when (and only when) a node becomes a control plane. */
 export const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const CHECK_SCRIPT_NAME = "chk_apiserver";
+/**
+ * The unprivileged system user keepalived runs the check script as (keepalived's own default
+ * name for it). The program creates it; the script stays root-owned and not writable by it.
+ */
+export const SCRIPT_USER = "keepalived_script";
+/**
+ * Directories the check script must be able to search (not read) as SCRIPT_USER, to see whether
+ * the apiserver manifest exists. kubeadm creates them 0700; the program adds search permission
+ * for others (the manifests are 0600 and their names are kubeadm's well-known ones).
+ */
+export const CHECK_SCRIPT_SEARCHES = ["/etc/kubernetes", "/etc/kubernetes/manifests"];
 
 type HealthCheck = StackConfig["vrrp"]["controlPlane"]["healthCheck"];
 
@@ -90,9 +101,10 @@ export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): str
     "",
     "global_defs {",
     `    router_id ${plan.node}`,
-    // Scripts run as root and must not be writable by anyone else (keepalived checks it).
+    // Scripts must not be writable by their user or anyone but root (keepalived checks it).
     "    enable_script_security",
-    "    script_user root",
+    // The health check runs unprivileged: it only needs curl and the apiserver's /readyz.
+    ...(tracks ? [`    script_user ${SCRIPT_USER}`] : []),
     // VRRPv3 (RFC 5798) when there is no authentication (v3 has none): it also allows
     // sub-second advert_int. AH/PASS exist only in VRRPv2.
     ...(opts.authType === "none" ? ["    vrrp_version 3"] : []),
@@ -122,7 +134,9 @@ export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): str
 /**
  * /etc/keepalived/check-apiserver.sh: exit 0 when the local apiserver is ready. A node that is
  * not a control plane yet (no kube-apiserver manifest) passes, so the first node can hold the
- * VIP before `kubeadm init` — the seed's bootstrap order.
+ * VIP before `kubeadm init` — the seed's bootstrap order. It runs as SCRIPT_USER: a directory on
+ * the way to the manifest that this user cannot search would hide the manifest, so that fails
+ * instead of passing unchecked.
  */
 export function checkApiserverScript(node: NodeSpec, port: number, timeoutSeconds = 1): string {
   const url = `https://${node.wan1.ip}:${port}/readyz`;
@@ -130,8 +144,14 @@ export function checkApiserverScript(node: NodeSpec, port: number, timeoutSecond
     "#!/bin/sh",
     HASH_HEADER,
     `# keepalived vrrp_script for ${node.name}: exit 0 = this node's apiserver is ready.`,
+    `# Runs as ${SCRIPT_USER}; needs no secret (/readyz is public), only search permission on`,
+    "# the manifest's directories (the program grants it): without it, fail rather than pass blind.",
+    `m=${APISERVER_MANIFEST}`,
+    'for d in "${m%/*/*}" "${m%/*}"; do',
+    '    if [ -e "$d" ] && [ ! -x "$d" ]; then echo "check-apiserver: cannot search $d as $(id -un)" >&2; exit 1; fi',
+    "done",
     "# Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.",
-    `[ -f ${APISERVER_MANIFEST} ] || exit 0`,
+    '[ -f "$m" ] || exit 0',
     `url="${url}"`,
     "if command -v curl >/dev/null 2>&1; then",
     `    exec curl -fsk --max-time ${timeoutSeconds} -o /dev/null "$url"`,

@@ -25,12 +25,26 @@ export async function waitForHolder(
 }
 
 // A stand-in for kube-apiserver until the kubeadm issue brings the real one: an HTTPS server on
-// :6443 answering /readyz with the host's name, plus the manifest kubeadm would have written,
-// so keepalived's check script really probes it.
+// :6443 answering /readyz with the host's name, plus the manifest kubeadm would have written
+// (in directories made 0700, as kubeadm makes them), so keepalived's check script really probes
+// it. For a client on the same host (keepalived's check) it records the uid owning the client's
+// socket, read from /proc/net/tcp: the user the check ran as.
 const FAKE_APISERVER = `
 const https = require("https"), fs = require("fs"), os = require("os");
+const uidOf = (s) => {
+  try {
+    const ip = s.remoteAddress.replace(/^::ffff:/, "").split(".").reverse().map((x) => (+x).toString(16).padStart(2, "0")).join("");
+    const local = (ip + ":" + s.remotePort.toString(16).padStart(4, "0")).toUpperCase();
+    const row = fs.readFileSync("/proc/net/tcp", "utf8").split("\\n").map((l) => l.trim().split(/\\s+/)).find((f) => f[1] === local);
+    return row ? row[7] : "";
+  } catch (e) { return ""; }
+};
 const srv = https.createServer({ key: fs.readFileSync("/run/fake-apiserver/key.pem"), cert: fs.readFileSync("/run/fake-apiserver/cert.pem") },
-  (req, res) => { res.writeHead(200); res.end(os.hostname()); });
+  (req, res) => {
+    const uid = uidOf(req.socket);
+    if (uid) fs.appendFileSync("/run/fake-apiserver/client-uids", uid + "\\n");
+    res.writeHead(200); res.end(os.hostname());
+  });
 srv.listen(6443, "0.0.0.0", () => fs.writeFileSync("/run/fake-apiserver/pid", String(process.pid)));
 `;
 
@@ -39,7 +53,8 @@ export async function startFakeApiserver(lab: TestbedState, host: string): Promi
     lab,
     host,
     [
-      "mkdir -p /run/fake-apiserver /etc/kubernetes/manifests",
+      "mkdir -p /run/fake-apiserver",
+      "for d in /etc/kubernetes /etc/kubernetes/manifests; do [ -d $d ] || mkdir -m 0700 $d; done",
       "[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ] || echo '# lab stand-in' > /etc/kubernetes/manifests/kube-apiserver.yaml",
       "[ -f /run/fake-apiserver/cert.pem ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=apiserver -days 2 " +
         "-keyout /run/fake-apiserver/key.pem -out /run/fake-apiserver/cert.pem 2>/dev/null",
@@ -48,6 +63,17 @@ export async function startFakeApiserver(lab: TestbedState, host: string): Promi
       "for i in $(seq 50); do [ -s /run/fake-apiserver/pid ] && exit 0; sleep 0.1; done; echo 'fake apiserver did not start' >&2; exit 1",
     ].join("\n"),
   );
+}
+
+/** The uids that ran local clients of the fake apiserver on `host` (keepalived's check), once one has. */
+export async function fakeApiserverClientUids(lab: TestbedState, host: string, timeoutMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = (await hostExec(lab, host, "cat /run/fake-apiserver/client-uids 2>/dev/null; true")).stdout;
+    const uids = [...new Set(out.split("\n").filter(Boolean))].sort();
+    if (uids.length || Date.now() > deadline) return uids;
+    await new Promise((r) => setTimeout(r, 300));
+  }
 }
 
 export async function stopFakeApiserver(lab: TestbedState, host: string): Promise<void> {

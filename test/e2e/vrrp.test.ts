@@ -6,6 +6,7 @@ import { describeTestbed } from "../testbed";
 import { down, hostExec, up, type TestbedState } from "../../testbed";
 import { TestbedStack, UNICAST, testbedStackConfig } from "../../testbed/stack";
 import {
+  fakeApiserverClientUids,
   holdersOf,
   probeTakeover,
   setLinkDown,
@@ -15,6 +16,7 @@ import {
   waitForHolder,
 } from "../../testbed/vrrp";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
+import { CHECK_APISERVER_PATH, SCRIPT_USER } from "../../render/keepalived";
 
 const LAB = "vrrp";
 const VIP = "10.118.12.100";
@@ -61,6 +63,20 @@ describeTestbed("keepalived mesh on lab hosts", () => {
     for (const [vip, node] of expectedHolders(planVrrp(stack.spec())))
       expect(await waitForHolder(lab, vip.split("/")[0], (h) => h.length === 1 && h[0] === node, 45_000)).toEqual([node]);
     expect(await arpOwners(lab, "k8s-4", VIP)).toHaveLength(1);
+  });
+
+  test("the apiserver check runs as keepalived_script, not root; the script stays root's", async () => {
+    for (const h of CONTROL_PLANES) {
+      const uid = (await hostExec(lab, h, `id -u ${SCRIPT_USER}`)).stdout.trim();
+      expect(uid).toMatch(/^[1-9][0-9]*$/);
+      // the fake apiserver records who owns each local client's socket: keepalived's curl
+      expect({ h, uids: await fakeApiserverClientUids(lab, h) }).toEqual({ h, uids: [uid] });
+      expect((await hostExec(lab, h, `stat -c '%U:%G %a' ${CHECK_APISERVER_PATH} /etc/keepalived`)).stdout).toBe(
+        "root:root 755\nroot:root 755\n",
+      );
+      // it sees the manifest through kubeadm's 0700 directories: the program granted search only
+      expect((await hostExec(lab, h, "stat -c '%a' /etc/kubernetes /etc/kubernetes/manifests")).stdout).toBe("701\n701\n");
+    }
   });
 
   test("a config change is applied by reload: keepalived keeps running, untouched VIPs stay", async () => {

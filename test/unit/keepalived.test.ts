@@ -105,11 +105,17 @@ describe("keepalived.conf for the dev stack", () => {
       }
   });
 
-  test("global_defs: router_id = node name, script security on, scripts as root", () => {
+  test("global_defs: router_id = node name, script security on, the check runs as keepalived_script", () => {
     const g = parsed("k8s-3").find((n) => n.keyword === "global_defs")!;
     expect(value(g, "router_id")).toBe("k8s-3");
     expect(child(g, "enable_script_security")).toBeDefined();
-    expect(value(g, "script_user")).toBe("root");
+    expect(value(g, "script_user")).toBe("keepalived_script");
+  });
+
+  test("no script, no script_user", () => {
+    const conf = keepalivedConf(planOf("k8s-1"), { ...opts, healthCheck: { ...opts.healthCheck, enabled: false } });
+    expect(conf).not.toContain("script_user");
+    expect(conf).toContain("enable_script_security");
   });
 
   test("only control_plane tracks the apiserver check", () => {
@@ -216,6 +222,25 @@ describe("check-apiserver.sh", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
     const s = script.replace(APISERVER_MANIFEST, path.join(dir, "absent.yaml"));
     expect(spawnSync("sh", ["-c", s]).status).toBe(0);
+  });
+
+  // keepalived runs it as keepalived_script: a 0700 directory (kubeadm's mode) hides the manifest
+  const asNobody = process.getuid?.() === 0 ? test : test.skip;
+  asNobody("fails, not passes, when its user cannot search the manifest's directory", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+    fs.chmodSync(dir, 0o755);
+    fs.mkdirSync(path.join(dir, "manifests"), { mode: 0o700 });
+    const manifest = path.join(dir, "manifests", "kube-apiserver.yaml");
+    fs.writeFileSync(manifest, "");
+    const s = script.replace(APISERVER_MANIFEST, manifest).replace("10.118.12.20", "127.0.0.1");
+    const r = spawnSync("sh", ["-c", s], { uid: 65534, gid: 65534, encoding: "utf8", timeout: 20000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`cannot search ${path.join(dir, "manifests")}`);
+    // searchable (what the program grants): the script goes on to probe the apiserver
+    fs.chmodSync(path.join(dir, "manifests"), 0o711);
+    const probed = spawnSync("sh", ["-c", s.replace(":6443/", ":1/")], { uid: 65534, gid: 65534, encoding: "utf8", timeout: 20000 });
+    expect(probed.stderr).not.toContain("cannot search");
+    expect(probed.status).not.toBe(0); // nothing answers on port 1
   });
 
   test("fails when the manifest exists and the apiserver does not answer", () => {

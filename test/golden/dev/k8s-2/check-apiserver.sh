@@ -1,8 +1,14 @@
 #!/bin/sh
 # Managed by k8s-baremetal (Pulumi). Local edits are reverted.
 # keepalived vrrp_script for k8s-2: exit 0 = this node's apiserver is ready.
+# Runs as keepalived_script; needs no secret (/readyz is public), only search permission on
+# the manifest's directories (the program grants it): without it, fail rather than pass blind.
+m=/etc/kubernetes/manifests/kube-apiserver.yaml
+for d in "${m%/*/*}" "${m%/*}"; do
+    if [ -e "$d" ] && [ ! -x "$d" ]; then echo "check-apiserver: cannot search $d as $(id -un)" >&2; exit 1; fi
+done
 # Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.
-[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ] || exit 0
+[ -f "$m" ] || exit 0
 url="https://10.118.12.21:6443/readyz"
 if command -v curl >/dev/null 2>&1; then
     exec curl -fsk --max-time 1 -o /dev/null "$url"
