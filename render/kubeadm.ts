@@ -24,6 +24,14 @@ export interface JoinCredentials {
   certificateKey?: string;
 }
 
+/**
+ * How every bootstrap token the program makes is described, starting with init's: a sweep
+ * deletes tokens with this mark that no run in progress uses, and never anyone else's.
+ */
+export const TOKEN_MARK = "k8s-baremetal:";
+/** init's token: joins mint their own, so it goes right after init (and on any later sweep) */
+export const INIT_TOKEN = { description: `${TOKEN_MARK} kubeadm init`, ttl: "15m0s" };
+
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 export const CA_HASH = /^sha256:[0-9a-f]{64}$/;
 const CERT_KEY = /^[0-9a-f]{64}$/;
@@ -139,6 +147,7 @@ export function kubeadmInitConfig(spec: ClusterSpec, node: NodeSpec, opts: { cer
   if (opts.certificateKey !== undefined && !CERT_KEY.test(opts.certificateKey))
     throw new Error("certificateKey must be 64 hex characters (kubeadm certs certificate-key)");
   const init = object(KUBEADM_API, "InitConfiguration", {
+    bootstrapTokens: [INIT_TOKEN],
     localAPIEndpoint: { advertiseAddress: node.wan1.ip, bindPort: c.apiServerPort },
     nodeRegistration: nodeRegistration(spec, node),
     skipPhases: ["addon/kube-proxy"],
@@ -160,8 +169,15 @@ export function kubeadmInitConfig(spec: ClusterSpec, node: NodeSpec, opts: { cer
   });
   const kubelet = kubeletConfiguration(spec, node);
   const body = stringify([init, cluster, kubelet], (d, i) => {
-    if (i === 0)
+    if (i === 0) {
       d.commentBefore = ` ${HASH_HEADER.slice(2)}\n kubeadm init --config (v1beta4) for ${node.name}; the seed's kubeadm.yaml used v1beta2.`;
+      setComment(
+        d,
+        ["bootstrapTokens"],
+        " init's token, marked as the program's: deleted right after init (joins mint their own), and by any\n" +
+          " later run that finds it; the program never deletes a token without this mark.",
+      );
+    }
     if (i === 1) {
       setComment(
         d,

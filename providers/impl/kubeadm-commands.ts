@@ -2,7 +2,8 @@
 // tested without a cluster.
 import type { InitSystem } from "../../model/schema";
 import { serviceCommands } from "../os/configurer";
-import { shq } from "../ssh/shell";
+import { TOKEN_MARK } from "../../render/kubeadm";
+import { shq, tempFileCommand } from "../ssh/shell";
 
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
 const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -18,9 +19,10 @@ export const removeOnExit = (files: string) =>
 // Commands on a control plane talk to its own apiserver, not to the VIP in admin.conf: the VIP
 // may be moving (the node that holds it may be the one leaving), and "this control plane
 // answers" should mean its own API does. $k: admin.conf pointed at the local advertise address
-// (always among the apiserver's SANs), removed when the command exits.
+// (always among the apiserver's SANs), removed when the command exits (and, if a kill leaves it,
+// by the next run's sweep: it carries the program's temp-file prefix).
 export const LOCAL_KUBECONFIG =
-  `k=$(mktemp) && ${removeOnExit('"$k"')} && ` +
+  `k=$(${tempFileCommand}) && ${removeOnExit('"$k"')} && ` +
   `ip=$(sed -n 's/^ *- --advertise-address=//p' ${APISERVER_MANIFEST}) && ` +
   `port=$(sed -n 's/^ *- --secure-port=//p' ${APISERVER_MANIFEST}) && ` +
   `h=$ip && case $ip in *:*) h="[$ip]" ;; esac && ` +
@@ -40,9 +42,50 @@ export const caCertHashCommand =
 
 export const isInitializedCommand = `[ -s ${ADMIN_CONF} ] && [ -s ${APISERVER_MANIFEST} ] && ${kubectl("get --raw=/readyz >/dev/null")}`;
 
-export const tokenCreateCommand = (node: string, ttl = "15m") =>
-  kubeadm(`token create --ttl ${ttl} --description ${shq(`k8s-baremetal: join ${node}`)}`);
+/**
+ * A bootstrap token the program mints is described "k8s-baremetal: <what> (run <run id>)": the
+ * mark tells the program's tokens from an operator's (which a sweep never touches), the run id
+ * tells this run's from those an interrupted earlier run left.
+ */
+export const tokenDescription = (what: string, run: string) => `${TOKEN_MARK} ${what} (run ${run})`;
+export const tokenCreateCommand = (node: string, run: string, ttl = "15m") =>
+  kubeadm(`token create --ttl ${ttl} --description ${shq(tokenDescription(`join ${node}`, run))}`);
+const TOKEN_ID = /^[a-z0-9]{6}$/;
 export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${shq(token.split(".")[0])}`);
+export function tokensDeleteCommand(ids: string[]): string {
+  for (const id of ids) if (!TOKEN_ID.test(id)) throw new Error(`not a bootstrap token id: ${JSON.stringify(id)}`);
+  return kubeadm(`token delete ${ids.join(" ")}`);
+}
+/** Every bootstrap token, one per line: "<secret name> <base64 description>" (no token secret is read). */
+export const listTokensCommand = kubectl(
+  `-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.data.description}{"\\n"}{end}'`,
+);
+
+export interface ListedToken {
+  id: string;
+  description: string;
+}
+
+export function parseTokenList(out: string): ListedToken[] {
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(" "))
+    .filter(([name]) => name?.startsWith("bootstrap-token-"))
+    .map(([name, b64]) => ({ id: name.slice("bootstrap-token-".length), description: Buffer.from(b64 ?? "", "base64").toString("utf8") }))
+    .filter((t) => TOKEN_ID.test(t.id));
+}
+
+/**
+ * The program's tokens that no longer serve: every token carrying the program's mark except
+ * this run's own (a join running beside the sweep holds one). init's token is marked too, with
+ * no run id (render/kubeadm.ts), so it always goes.
+ */
+export function staleTokenIds(tokens: ListedToken[], run: string): string[] {
+  return tokens
+    .filter((t) => t.description.startsWith(`${TOKEN_MARK} `) && !t.description.endsWith(` (run ${run})`))
+    .map((t) => t.id)
+    .sort();
+}
 
 // The uploaded control-plane certificates live 2h in the kubeadm-certs secret, owned by a
 // bootstrap token that only keeps that time; we upload them right before a control plane joins
@@ -52,20 +95,16 @@ export const tokenDeleteCommand = (token: string) => kubeadm(`token delete ${shq
 // it arrives on stdin (never in a command line, which `ps` and sudo's log show) and must be the
 // 64 hex digits `kubeadm certs certificate-key` prints.
 export const uploadCertsCommand = local(
-  `f=$(mktemp) && ${removeOnExit('"$k" "$f"')} && ` +
+  `f=$(${tempFileCommand}) && ${removeOnExit('"$k" "$f"')} && ` +
     `IFS= read -r key && case $key in *[!0-9a-f]*|'') echo 'certificate key: not hex' >&2; exit 2 ;; esac && ` +
     `printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\ncertificateKey: %s\n' "$ip" "$key" >"$f" && ` +
     `kubeadm init phase upload-certs --upload-certs --config "$f" --kubeconfig "$k" >/dev/null`,
 );
 const CERTS_TOKEN = "Proxy for managing TTL for the kubeadm-certs secret";
-// `kubeadm init` also leaves a bootstrap token valid for 24 h: joins mint their own, so right
-// after init every token goes (there are no others yet).
-const deleteTokens = (awkPattern: string) =>
+export const deleteUploadedCertsCommand =
   local(
-    `kubeadm token list --kubeconfig "$k" | awk '${awkPattern} {print $1}' | xargs -r -n1 kubeadm token delete --kubeconfig "$k" >/dev/null`,
-  );
-export const deleteAllTokensCommand = deleteTokens("NR > 1");
-export const deleteUploadedCertsCommand = `${deleteTokens(`/${CERTS_TOKEN}/`)} && ${kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found")}`;
+    `kubeadm token list --kubeconfig "$k" | awk '/${CERTS_TOKEN}/ {print $1}' | xargs -r -n1 kubeadm token delete --kubeconfig "$k" >/dev/null`,
+  ) + ` && ${kubectl("-n kube-system delete secret kubeadm-certs --ignore-not-found")}`;
 export const certificateKeyCommand = "kubeadm certs certificate-key";
 
 export const nodeExistsCommand = (node: string) => kubectl(`get node ${shq(node)} -o name`);

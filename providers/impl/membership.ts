@@ -1,6 +1,7 @@
 // Cluster membership in one place, as named steps: finding a live control plane, the etcd walk
 // (members, health, removals), creating the cluster, a node's join and its leave. The
 // KubeadmInit and KubeadmJoin providers only decide which of these steps run.
+import { randomBytes } from "crypto";
 import { planMembership, type EtcdMember } from "../../plan/etcd";
 import { CA_HASH, joinConfigYaml } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
@@ -123,6 +124,25 @@ async function prepareEtcdForJoin(controlPlane: Host, node: string, advertiseAdd
     );
 }
 
+// ---- bootstrap tokens ---------------------------------------------------------------------------
+
+/**
+ * This run: the engine runs every resource of one `pulumi up` in one provider process, so a
+ * per-process id. Tokens minted in this run carry it (kubeadm-commands' tokenDescription).
+ */
+export const RUN_ID = randomBytes(6).toString("hex");
+
+/**
+ * Deletes the bootstrap tokens the program minted that no longer serve: init's, and those an
+ * interrupted earlier run left (a join that died between mint and delete). Only tokens with the
+ * program's mark; this run's own (a join in progress on another node) stay. Returns the ids.
+ */
+export async function sweepTokens(controlPlane: Host, run = RUN_ID): Promise<string[]> {
+  const stale = k.staleTokenIds(k.parseTokenList((await controlPlane.exec(k.listTokensCommand)).stdout), run);
+  if (stale.length) await controlPlane.exec(k.tokensDeleteCommand(stale), { mutates: true });
+  return stale;
+}
+
 // ---- the cluster --------------------------------------------------------------------------------
 
 export interface ClusterArgs {
@@ -155,19 +175,23 @@ async function assertNoCluster(a: ClusterArgs): Promise<void> {
   }
 }
 
-/** `kubeadm init` on the first control plane; every bootstrap token it leaves goes at once. */
+/** `kubeadm init` on the first control plane; the bootstrap token it leaves goes at once. */
 async function initCluster(a: ClusterArgs): Promise<Host> {
   const host = await hostOf(a.first);
   if (await hasLocalState(host)) await reset(host, a.init);
   await host.exec(k.startKubeletCommand(a.init), { mutates: true });
   await host.exec(k.initCommand(a.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
   await host.exec(k.copyAdminConfCommand, { mutates: true });
-  await host.exec(`${k.deleteAllTokensCommand} && ${k.deleteUploadedCertsCommand}`, { mutates: true });
+  await sweepTokens(host);
+  await host.exec(k.deleteUploadedCertsCommand, { mutates: true });
   if (a.untaint) await host.exec(k.untaintCommand(a.first.name), { mutates: true });
   return host;
 }
 
-/** The live cluster, its control-plane change checked against etcd; or a new one. */
+/**
+ * The live cluster, its control-plane change checked against etcd and the program's stale
+ * bootstrap tokens swept; or a new one.
+ */
 export async function ensureCluster(a: ClusterArgs): Promise<Host> {
   const live = await clusterControlPlane(a);
   if (live) {
@@ -175,6 +199,7 @@ export async function ensureCluster(a: ClusterArgs): Promise<Host> {
       live,
       a.controlPlanes.map((c) => c.name),
     );
+    await sweepTokens(live);
     return live;
   }
   await assertNoCluster(a);
@@ -228,7 +253,7 @@ export async function uploadCerts(controlPlane: Host, certificateKey: string): P
 
 async function joinWithFreshCredentials(controlPlane: Host, node: Host, m: NodeMembership): Promise<void> {
   const self = m.node.name;
-  const token = (await controlPlane.exec(k.tokenCreateCommand(self), { mutates: true })).stdout.trim();
+  const token = (await controlPlane.exec(k.tokenCreateCommand(self, RUN_ID), { mutates: true })).stdout.trim();
   try {
     const caCertHash = (await controlPlane.exec(k.caCertHashCommand)).stdout.trim();
     let certificateKey: string | undefined;
@@ -268,6 +293,8 @@ export async function join(m: NodeMembership): Promise<void> {
   // running, as its package leaves it (a node removed earlier had it stopped)
   await node.exec(k.startKubeletCommand(m.init), { mutates: true });
   if (m.controlPlane) await prepareEtcdForJoin(cp, self, m.joinConfiguration.controlPlane?.localAPIEndpoint.advertiseAddress);
+  // what an interrupted run left goes before this join mints its own
+  await sweepTokens(cp);
   await joinWithFreshCredentials(cp, node, m);
   if (m.controlPlane) await node.exec(k.copyAdminConfCommand, { mutates: true });
   if (m.controlPlane && m.untaint) await untaint(cp, self);

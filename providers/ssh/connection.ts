@@ -8,7 +8,7 @@ import type { Duplex } from "stream";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { ExecTimeoutError, HostKeyMismatchError, RemoteError, SshAuthError, SshConnectionError } from "./errors";
 import { fingerprintOfBlob, hostKeyAlgorithms, keyLineOf, parseKeyLine, type PublicKey } from "./hostkey";
-import { MISSING_EXIT, readFileScript, wrapCommand, writeFileScript } from "./shell";
+import { MISSING_EXIT, readFileScript, sweepTempFilesScript, wrapCommand, writeFileScript } from "./shell";
 import type { ExecOptions, ExecResult, Host, HostStats, SshTarget } from "./types";
 
 export const DEFAULTS = {
@@ -442,6 +442,33 @@ export function closeAll(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// temp files of interrupted runs
+
+/**
+ * When this run started: the engine starts one provider process per `pulumi up`, so the
+ * process's start. Temp files modified before it belong to an earlier run.
+ */
+const RUN_STARTED_MS = Date.now() - process.uptime() * 1000;
+/** slack for the time a command takes to reach the host: never sweep this run's own files */
+const SWEEP_MARGIN_S = 5;
+/** hosts (pool keys) whose stale temp files this process has swept */
+const swept = new Set<string>();
+
+/**
+ * The first command that changes a host in this process first removes the temp files an
+ * interrupted earlier run left there (sweepTempFilesScript). It rides on that command — no
+ * extra round trip, nothing on a run that changes nothing — and its output and status are
+ * discarded: a failed sweep never fails the command.
+ */
+function withSweep(t: SshTarget, command: string): string {
+  const key = poolKey(t);
+  if (swept.has(key)) return command;
+  swept.add(key);
+  const age = Math.ceil((Date.now() - RUN_STARTED_MS) / 1000) + SWEEP_MARGIN_S;
+  return `( ${sweepTempFilesScript(age)}\n) >/dev/null 2>&1 </dev/null\n${command}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Host
 
 /**
@@ -469,7 +496,7 @@ class Session implements Host {
     const t = this.target;
     count(t.name, "commands");
     if (opts.mutates) count(t.name, "mutatingCommands");
-    const line = wrapCommand(command, t.user, opts.timeoutMs);
+    const line = wrapCommand(opts.mutates ? withSweep(t, command) : command, t.user, opts.timeoutMs);
     let result: RawResult & { timedOut: boolean };
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {

@@ -21,6 +21,38 @@ export function wrapCommand(command: string, user: string, timeoutMs?: number): 
   return user === "root" ? sh : `sudo -n ${sh}`;
 }
 
+/**
+ * Every temp file the program makes on a host starts with this: a file write's beside its target
+ * (writeFileScript), a command's in TEMP_DIR (tempFileCommand). A run that was killed can leave
+ * them behind (a trap does not run on SIGKILL or a power cut); the next run's sweep finds them
+ * by this prefix.
+ */
+export const TEMP_PREFIX = ".k8sbm-tmp.";
+/** where commands put their temp files (not $TMPDIR: sudo resets it, and the sweep must know) */
+export const TEMP_DIR = "/tmp";
+/** `mktemp` for a command's temp file: a name the sweep recognises */
+export const tempFileCommand = `mktemp ${TEMP_DIR}/${TEMP_PREFIX}XXXXXX`;
+/** where the program writes files (their temp files go beside them), searched below on a sweep */
+export const WRITTEN_TREES = ["/etc", "/var/lib/k8s-baremetal"];
+
+/**
+ * Removes temp files an earlier, interrupted run left: only files named with TEMP_PREFIX (in
+ * TEMP_DIR, or anywhere below WRITTEN_TREES), regular files owned by the user the commands run
+ * as, last modified before this run started — `startedSecondsAgo` counted back from the host's
+ * own clock, so the operator's clock does not matter; this run's own temp files (newer) stay.
+ * Prints the removed paths. Reads nothing from stdin.
+ */
+export function sweepTempFilesScript(startedSecondsAgo: number): string {
+  if (!Number.isSafeInteger(startedSecondsAgo) || startedSecondsAgo < 0) throw new Error(`invalid run age ${startedSecondsAgo}`);
+  const name = shq(`${TEMP_PREFIX}*`);
+  return [
+    `c=$(( $(date +%s) - ${startedSecondsAgo} ))`,
+    `u=$(id -u)`,
+    `{ find ${TEMP_DIR} -maxdepth 1 -type f -name ${name} -user "$u"; find ${WRITTEN_TREES.join(" ")} -xdev -type f -name ${name} -user "$u"; } 2>/dev/null </dev/null |`,
+    `while IFS= read -r f; do m=$(stat -c %Y -- "$f" 2>/dev/null) && [ "$m" -lt "$c" ] && rm -f -- "$f" && printf '%s\\n' "$f"; done`,
+  ].join("\n");
+}
+
 /** Exit code readFile's script uses for "no such file" (cat never exits with it). */
 export const MISSING_EXIT = 44;
 
@@ -55,7 +87,7 @@ export function writeFileScript(path: string, mode: number, sent: { size: number
     "set -e",
     `d=$(dirname -- ${p})`,
     `mkdir -p -- "$d"`,
-    `t=$(mktemp "$d/.k8sbm-tmp.XXXXXX")`,
+    `t=$(mktemp "$d/${TEMP_PREFIX}XXXXXX")`,
     `trap 'rm -f -- "$t"' EXIT`,
     "trap 'exit 129' HUP",
     "trap 'exit 130' INT",

@@ -40,7 +40,7 @@ function help(tool: string, sub: string[]): string {
 const lines: [string, string][] = [
   ["init", k.initCommand("/etc/kubernetes/kubeadm-init.yaml")],
   ["init dry run", k.initDryRunCommand("/etc/kubernetes/kubeadm-init.yaml")],
-  ["token create", k.tokenCreateCommand("k8s-2")],
+  ["token create", k.tokenCreateCommand("k8s-2", "0123456789ab")],
   ["token delete", k.tokenDeleteCommand("abcdef.0123456789abcdef")],
   ["upload certs", k.uploadCertsCommand],
   ["certificate key", k.certificateKeyCommand],
@@ -51,7 +51,8 @@ const lines: [string, string][] = [
   ["drain", k.drainCommand("k8s-2")],
   ["delete node", k.deleteNodeCommand("k8s-2")],
   ["delete uploaded certs", k.deleteUploadedCertsCommand],
-  ["list and delete tokens", k.deleteAllTokensCommand],
+  ["delete tokens", k.tokensDeleteCommand(["abcdef", "ghijkl"])],
+  ["list tokens", k.listTokensCommand],
   ["reconfigure: upload config", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml").split(" && ")[0]],
   ["reconfigure: control-plane manifests", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml")],
 ];
