@@ -1,13 +1,15 @@
 // Composition only, in the seed's order: config -> one line per rollout step -> stack outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { Addons } from "./components/addons";
-import { Cilium } from "./components/cilium";
 import { ControlPlane, Workers } from "./components/control-plane";
 import { ClusterHost } from "./components/host";
 import { LibvirtLab } from "./components/lab";
 import { VrrpMesh } from "./components/vrrp";
 import { loadConfig } from "./config";
 import { expectedHolders, planVrrp } from "./plan/vrrp";
+
+// cilium and the add-ons bring @pulumi/kubernetes (about a second to load): only when used
+const cilium = () => require("./components/cilium") as typeof import("./components/cilium");
+const addons = () => require("./components/addons") as typeof import("./components/addons");
 
 const { spec, secrets } = loadConfig();
 const { config } = spec;
@@ -56,7 +58,12 @@ for (const node of spec.nodes.filter((n) => !n.controlPlane)) vrrp?.start(node);
 const live = cluster && !rehearse ? cluster : undefined;
 const network =
   live && layers.cilium && config.cilium.enabled
-    ? new Cilium("cilium", { spec, adminKubeconfig: live.adminKubeconfig, tunnelVia: hosts[first.name].connection, after: live.members })
+    ? new (cilium().Cilium)("cilium", {
+        spec,
+        adminKubeconfig: live.adminKubeconfig,
+        tunnelVia: hosts[first.name].connection,
+        after: live.members,
+      })
     : undefined;
 
 // 7. workers join once the network is up
@@ -64,7 +71,12 @@ if (live) new Workers("workers", { spec, hosts, after: network ? [...live.member
 
 // 8. add-ons
 if (network && layers.addons)
-  new Addons("addons", { spec, provider: network.provider, tsigSecret: secrets.certManagerTsigSecret, after: [network.release] });
+  new (addons().Addons)("addons", {
+    spec,
+    provider: network.provider,
+    tsigSecret: secrets.certManagerTsigSecret,
+    after: [network.release],
+  });
 
 const holders = expectedHolders(planVrrp(spec));
 

@@ -1,49 +1,223 @@
-// Benchmark: the testbed stack with 4 and 16 hosts through the real CLI. Prints wall times of the
-// first `up`, a no-op `up`, a `preview`, a no-op `up --refresh`, and per host in the no-op runs
-// the SSH connections, commands and commands that changed something (the SSH layer's counters,
-// K8SBM_SSH_STATS). Usage: npm run bench [-- 4 16]
+// Benchmark: the testbed stack (host preparation + keepalived + policy routing, no Kubernetes)
+// with N hosts through the real CLI. Prints wall times of the first `up`, a no-op `up`, a
+// `preview`, a no-op `up --refresh` and a preview that fails on its config; per host in the
+// no-op runs the SSH connections, commands and changing commands (the SSH layer's counters,
+// K8SBM_SSH_STATS); and for the no-op `up` and `preview` the breakdown of where the time goes
+// (bench/timing.ts, from K8SBM_TIMING events). Each figure comes with the machine's load.
+//
+// Usage: npm run bench [-- 4 16] [--runs N] [--program DIR] [--compat DIR] [--no-breakdown]
+//   --runs N       no-op `up` and `preview` N times each (the median run is shown; default 3)
+//   --program DIR  run another checkout's program (e.g. the previous commit, for before/after)
+//   --compat DIR   first `up` with DIR's program, the rest with this one: the no-op runs must
+//                  change nothing (state written by the old program reads the same)
+//   --no-breakdown no instrumentation (NODE_OPTIONS preload), plain wall times
+//   --up-only      only the first and the no-op `up` (the scale run: npm run bench -- 4 64 --up-only)
+import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
-import { down, up } from "../testbed";
-import { TestbedStack, testbedStackConfig } from "../testbed/stack";
+import * as YAML from "yaml";
+import { down, up, type TestbedState } from "../testbed";
+import { ROOT, TestbedStack, testbedStackConfig, type RunResult } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
+import { breakdown, readTiming, table, type Row } from "./timing";
 
-const BASE_PORT = 22100;
+const LAB = "bench";
+/** hosts listen on 23101… (the e2e suites and bench:cluster use 220xx-221xx) */
+const BASE_PORT = 23100;
+const PRELOAD = path.join(__dirname, "timing-preload.js");
 
-async function bench(n: number): Promise<void> {
-  const lab = await up(n, "bench", { basePort: BASE_PORT });
+interface Opts {
+  sizes: number[];
+  runs: number;
+  program?: string;
+  compat?: string;
+  instrument: boolean;
+  upOnly: boolean;
+}
+
+function parse(argv: string[]): Opts {
+  const o: Opts = { sizes: [], runs: 3, instrument: true, upOnly: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--runs") o.runs = Number(argv[++i]);
+    else if (a === "--program") o.program = path.resolve(argv[++i]);
+    else if (a === "--compat") o.compat = path.resolve(argv[++i]);
+    else if (a === "--no-breakdown") o.instrument = false;
+    else if (a === "--up-only") o.upOnly = true;
+    else if (Number(a) > 0) o.sizes.push(Number(a));
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!o.sizes.length) o.sizes = [4, 16];
+  return o;
+}
+
+/** The testbed stack, optionally run from another checkout of the project (its scripts/pulumi, in its directory). */
+class BenchStack extends TestbedStack {
+  projectDir = ROOT;
+
+  run(args: string[], opts: Parameters<TestbedStack["run"]>[1] = {}): RunResult {
+    const extra =
+      args[0] === "stack"
+        ? args[1] === "init"
+          ? []
+          : ["--stack", this.name]
+        : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(path.join(this.projectDir, "scripts/pulumi"), [...args, ...extra], {
+      cwd: this.projectDir,
+      env: {
+        ...process.env,
+        PULUMI_BACKEND_URL: `file://${this.work}/backend`,
+        PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
+        PULUMI_CONFIG_PASSPHRASE_FILE: "",
+        ...this.env,
+        ...opts.env,
+      },
+      encoding: "utf8",
+      input: opts.input,
+      timeout: 20 * 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const out = `${r.stdout}\n${r.stderr}`;
+    if (r.status !== 0 && !opts.allowFail) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}:\n${out.slice(-6000)}`);
+    return { code: r.status ?? 1, out, seconds };
+  }
+
+  /** as TestbedStack.init, for a stack created in any project directory */
+  initIn(lab: TestbedState, vrrpPassword: string): void {
+    this.run(["stack", "init", this.name]);
+    const created = path.join(this.projectDir, `Pulumi.${this.name}.yaml`);
+    const salt = YAML.parse(fs.readFileSync(created, "utf8"))?.encryptionsalt as string | undefined;
+    fs.rmSync(created);
+    if (salt) fs.appendFileSync(this.configFile, `encryptionsalt: ${salt}\n`);
+    lab.hosts.forEach((h, i) => this.run(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
+    this.run(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
+    this.run(["config", "set", "--secret", "vrrpPassword", vrrpPassword]);
+  }
+}
+
+interface Measured {
+  seconds: number;
+  load: number;
+  rows: Row[];
+  out: string;
+  code: number;
+}
+
+const median = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
+const s = (x: number) => `${x.toFixed(1)} s`;
+
+async function bench(n: number, o: Opts, summary: string[], breakdowns: { title: string; m: Measured }[]): Promise<void> {
+  const lab = await up(n, LAB, { basePort: BASE_PORT });
   const statsFile = path.join(lab.stateDir, "ssh-stats.jsonl");
-  const stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, hosts: n }), { K8SBM_SSH_STATS: statsFile });
+  const timingFile = path.join(lab.stateDir, "timing.jsonl");
+  const env: Record<string, string> = { K8SBM_SSH_STATS: statsFile };
+  if (o.instrument) {
+    env.K8SBM_TIMING = timingFile;
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --require ${PRELOAD}`.trim();
+  }
+  const stack = new BenchStack(testbedStackConfig({ basePort: BASE_PORT, hosts: n }), env);
+  stack.projectDir = o.compat ?? o.program ?? ROOT;
+  const measure = (args: string[], allowFail = false): Measured => {
+    readTiming(timingFile);
+    const load = os.loadavg()[0];
+    const t0 = Date.now();
+    const r = stack.run(args, { allowFail });
+    const t1 = Date.now();
+    return { seconds: r.seconds, load, rows: o.instrument ? breakdown(readTiming(timingFile), t0, t1) : [], out: r.out, code: r.code };
+  };
   try {
-    stack.init(lab, "benchpw1");
-    const first = stack.run(["up", "--yes", "--skip-preview"]);
+    stack.initIn(lab, "benchpw1");
+    const first = measure(["up", "--yes", "--skip-preview"]);
     readStats(statsFile);
-    const noop = stack.run(["up", "--yes", "--skip-preview"]);
-    const noopStats = readStats(statsFile);
-    const preview = stack.run(["preview", "--expect-no-changes"]);
-    readStats(statsFile);
-    const refresh = stack.run(["up", "--refresh", "--yes", "--skip-preview"]);
+    stack.projectDir = o.program ?? ROOT;
+
+    const noops: Measured[] = [];
+    let noopStats = {};
+    for (let i = 0; i < o.runs; i++) {
+      noops.push(measure(["up", "--yes", "--skip-preview"]));
+      noopStats = readStats(statsFile);
+    }
+    if (o.upOnly) {
+      const noop = median(noops, (m) => m.seconds);
+      const lines = [
+        `## ${n} hosts, up only${o.program ? ` (program: ${o.program})` : ""}`,
+        `first up              ${s(first.seconds)}   (load ${first.load.toFixed(2)})`,
+        `no-op up              ${s(noop.seconds)}   (runs: ${noops.map((m) => `${s(m.seconds)} @${m.load.toFixed(1)}`).join(", ")})   ${perHost(noopStats, n)}`,
+      ];
+      console.log(lines.join("\n"));
+      summary.push(...lines);
+      if (o.instrument) breakdowns.push({ title: `${n} hosts no-op up`, m: noop });
+      stack.run(["destroy", "--yes", "--skip-preview"]);
+      return;
+    }
+    const previews: Measured[] = [];
+    for (let i = 0; i < o.runs; i++) {
+      previews.push(measure(["preview", "--expect-no-changes"]));
+      readStats(statsFile);
+    }
+    const refresh = measure(["up", "--refresh", "--yes", "--skip-preview"]);
     const refreshStats = readStats(statsFile);
-    const changed = /(\d+) (created|updated|deleted|replaced)/.exec(noop.out + refresh.out);
-    console.log(`## ${n} hosts`);
-    console.log(`first up            ${first.seconds.toFixed(1)} s`);
-    console.log(`no-op up            ${noop.seconds.toFixed(1)} s   ${perHost(noopStats, n)}`);
-    console.log(`preview             ${preview.seconds.toFixed(1)} s`);
-    console.log(`no-op up --refresh  ${refresh.seconds.toFixed(1)} s   ${perHost(refreshStats, n)}`);
-    console.log(`resources changed by the no-op runs: ${changed ? changed[0] : "none"}`);
+
+    // a preview that fails on its config: a misspelt top-level key
+    const good = fs.readFileSync(stack.configFile, "utf8");
+    fs.writeFileSync(stack.configFile, good.replace(/^config:\n/m, "config:\n  k8s-baremetal:vrrpp: {}\n"));
+    const bad = measure(["preview"], true);
+    fs.writeFileSync(stack.configFile, good);
+    if (bad.code === 0 || !/vrrpp/.test(bad.out))
+      throw new Error(`the config-error preview did not fail on the bad key:\n${bad.out.slice(-3000)}`);
+
+    const changed = [...noops, refresh].map((m) => /(\d+) (created|updated|deleted|replaced)/.exec(m.out)).find(Boolean);
+    const noop = median(noops, (m) => m.seconds);
+    const preview = median(previews, (m) => m.seconds);
+    const all = (ms: Measured[]) => ms.map((m) => `${s(m.seconds)} @${m.load.toFixed(1)}`).join(", ");
+    const lines = [
+      `## ${n} hosts${o.program ? ` (program: ${o.program})` : ""}${o.compat ? ` (first up by ${o.compat})` : ""}`,
+      `first up              ${s(first.seconds)}   (load ${first.load.toFixed(2)})`,
+      `no-op up              ${s(noop.seconds)}   (runs: ${all(noops)})   ${perHost(noopStats, n)}`,
+      `preview               ${s(preview.seconds)}   (runs: ${all(previews)})`,
+      `no-op up --refresh    ${s(refresh.seconds)}   (load ${refresh.load.toFixed(2)})   ${perHost(refreshStats, n)}`,
+      `config-error preview  ${s(bad.seconds)}   (load ${bad.load.toFixed(2)})`,
+      `resources changed by the no-op runs: ${changed ? changed[0] : "none"}`,
+    ];
+    console.log(lines.join("\n"));
+    summary.push(...lines);
+    if (o.instrument) {
+      breakdowns.push({ title: `${n} hosts no-op up`, m: noop }, { title: `${n} hosts preview`, m: preview });
+      console.log(
+        table(
+          [`no-op up`, `preview`, `config-error preview`],
+          [noop, preview, bad].map((m) => ({ rows: m.rows, wall: m.seconds * 1000, load: m.load })),
+        ),
+      );
+    }
     stack.run(["destroy", "--yes", "--skip-preview"]);
   } finally {
     stack.remove();
-    await down("bench");
+    await down(LAB);
   }
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv
-    .slice(2)
-    .map(Number)
-    .filter((x) => x > 0);
-  for (const n of sizes.length ? sizes : [4, 16]) await bench(n);
+  const o = parse(process.argv.slice(2));
+  const summary: string[] = [];
+  const breakdowns: { title: string; m: Measured }[] = [];
+  for (const n of o.sizes) await bench(n, o, summary, breakdowns);
+  if (breakdowns.length) {
+    console.log("\n# Where the time goes (median runs)\n");
+    console.log(
+      table(
+        breakdowns.map((b) => b.title),
+        breakdowns.map((b) => ({ rows: b.m.rows, wall: b.m.seconds * 1000, load: b.m.load })),
+      ),
+    );
+  }
+  const dir = path.join(ROOT, "bench", "results");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `testbed-stack-${new Date().toISOString().replace(/[:.]/g, "-")}.md`);
+  fs.writeFileSync(file, summary.join("\n") + "\n");
 }
 
 main().catch((e: Error) => {

@@ -12,7 +12,9 @@
 # Env: K8SBM_CACHE (cache root), K8SBM_FORCE_BUILD=1 (ignore a pulumi on PATH).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-version=$(node -p "require('$here/package.json').config.pulumiVersion")
+# package.json's config.pulumiVersion, read without starting node (this runs before every command)
+version=$(sed -n 's/^ *"pulumiVersion": *"\([^"]*\)".*/\1/p' "$here/package.json")
+[ -n "$version" ] || version=$(node -p "require('$here/package.json').config.pulumiVersion")
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 bin="$cache/pulumi-v$version/bin"
 langsrc="$here/tools/pulumi-language-nodejs"
@@ -83,8 +85,10 @@ fi
 # host of the @pulumi/pulumi package resolved from the program's working directory.
 launcher=$(cat <<'EOF'
 #!/bin/sh
-# Written by scripts/setup-pulumi.sh: runs the dynamic-provider host of the program's @pulumi/pulumi.
-script=$(node -e "process.stdout.write(require.resolve('@pulumi/pulumi/cmd/dynamic-provider'))") || exit 1
+# Written by scripts/setup-pulumi.sh: runs the dynamic-provider host of the program's @pulumi/pulumi:
+# ./node_modules' (the engine starts us in the program's directory), else wherever node resolves it.
+script="$PWD/node_modules/@pulumi/pulumi/cmd/dynamic-provider/index.js"
+[ -f "$script" ] || script=$(node -e "process.stdout.write(require.resolve('@pulumi/pulumi/cmd/dynamic-provider'))") || exit 1
 exec node "$script" "$@"
 EOF
 )

@@ -46,6 +46,7 @@ var version = "3.248.0"
 const bailExitCode = 32
 
 func main() {
+	mark("start")
 	engineAddr, tracing := parseArgs(os.Args[1:])
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -105,6 +106,22 @@ func parseArgs(args []string) (engineAddr, tracing string) {
 		}
 	}
 	return engineAddr, tracing
+}
+
+// mark appends a timing event to the file named by K8SBM_TIMING (the benchmark's breakdown, see
+// bench/testbed-stack.ts); nothing happens without it.
+func mark(ev string) {
+	file := os.Getenv("K8SBM_TIMING")
+	if file == "" {
+		return
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "{\"t\":%.3f,\"pid\":%d,\"proc\":\"langhost\",\"ev\":%q}\n",
+		float64(time.Now().UnixMicro())/1000, os.Getpid(), ev)
 }
 
 func isDigits(s string) bool {
@@ -248,6 +265,7 @@ func findUp(dir, rel string) (string, bool) {
 }
 
 func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	mark("run")
 	pwd := req.GetPwd()
 	root, dir, entry := programPaths(req.GetInfo(), pwd, req.GetProgram()) //nolint:staticcheck // fallback only
 	if pwd == "" {
@@ -340,8 +358,10 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	if err := cmd.Start(); err != nil {
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("starting %s: %v", node, err)}, nil
 	}
+	mark("spawned")
 	h.track(cmd, true)
 	defer h.track(cmd, false)
+	defer mark("exited")
 
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
