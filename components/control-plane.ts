@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec, NodeSpec } from "../model/model";
 import { serviceCommands } from "../providers/os/configurer";
 import { KubeadmInit, KubeadmJoin, RemoteFile } from "../providers/resources";
+import { memberSettings } from "../plan/day2";
 import * as kubeadm from "../render/kubeadm";
 import type { PreparedNode } from "./host";
 
@@ -38,6 +39,7 @@ export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string
     untaint: spec.config.cluster.untaintControlPlane,
     joinConfiguration: kubeadm.joinConfiguration(spec, node),
     configPath: kubeadm.KUBEADM_JOIN_PATH,
+    settings: memberSettings(kubeadm.kubeadmInitConfig(spec, spec.controlPlanes[0]), node.controlPlane),
   };
 }
 

@@ -90,6 +90,8 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
     const block = (id: string, path: string, body: string, position: "top" | "bottom" = "bottom") =>
       new FileBlock(`${name}-${id}`, { connection, path, marker: id, body: `${body}\n`, position }, afterPkgs);
 
+    // the kubelet's command line (kubeletExtraArgs): a change restarts a running kubelet
+    const kubeletFlags = node.init === "openrc" ? host.kubeletConfd(kubeletArgs(spec)) : host.kubeletSystemdDropIn(kubeletArgs(spec));
     const files: pulumi.Resource[] = [
       file("sysctl", host.SYSCTL_PATH, host.sysctlConf()),
       // first in /etc/hosts: the name must resolve to the wan1 address before any other entry
@@ -101,8 +103,8 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
         file("crictl", host.CRICTL_PATH, host.crictlYaml(config.cluster.criSocket)),
         block("bpffs", "/etc/fstab", host.bpffsFstabLine()),
         node.init === "openrc"
-          ? file("kubelet-confd", host.KUBELET_CONFD_PATH, host.kubeletConfd(kubeletArgs(spec)))
-          : file("kubelet-dropin", host.KUBELET_SYSTEMD_DROPIN_PATH, host.kubeletSystemdDropIn(kubeletArgs(spec))),
+          ? file("kubelet-confd", host.KUBELET_CONFD_PATH, kubeletFlags)
+          : file("kubelet-dropin", host.KUBELET_SYSTEMD_DROPIN_PATH, kubeletFlags),
       );
       if (node.init === "openrc") files.push(block("rc-conf", "/etc/rc.conf", host.rcConfLine()));
     }
@@ -147,7 +149,7 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
       // kubeadm starts the kubelet; it only has to start at boot.
       const kubelet = new Service(
         `${name}-kubelet`,
-        { connection, init: node.init, name: "kubelet", enabled: true, running: null },
+        { connection, init: node.init, name: "kubelet", enabled: true, running: null, restartToken: contentToken([kubeletFlags]) },
         { parent: this, dependsOn: [containerd] },
       );
       this.prepared.push(containerd, kubelet);

@@ -2,7 +2,7 @@
 // read from the module of each version listed. Pure.
 
 export const PAUSE_VERSIONS: Readonly<Record<string, string>> = {
-  "1.36": "3.10.1",
+  "1.36": "3.10.2",
 };
 
 /** registry.k8s.io/pause:<tag> for a release like v1.36.3, or undefined for a minor not listed. */

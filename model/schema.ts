@@ -228,7 +228,7 @@ const containerd = z
       .string()
       .regex(
         /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/,
-        "must be an image reference like registry.k8s.io/pause:3.10.1",
+        "must be an image reference like registry.k8s.io/pause:3.10.2",
       )
       .optional(),
     // hosts that let no process lower its OOM score (inside containers, some VPS kernels)

@@ -126,3 +126,30 @@ function addressRefusal(property: string, node: string, before: unknown, after: 
       " `pulumi up`, then add it back with the new address",
   };
 }
+
+/**
+ * What a member applies from the cluster's configuration after it joined, as YAML (so preview
+ * shows the exact change): the KubeletConfiguration every node runs, and for a control plane the
+ * ClusterConfiguration its static pods are made from. certSANs are left out: they change with
+ * the set of control planes, and serving certificates are not reissued on a change.
+ */
+export function memberSettings(initConfig: string, controlPlane: boolean): string {
+  const docs = kinds(initConfig);
+  const strip = (d: Doc | undefined): Doc => {
+    const { apiVersion: _v, kind: _k, ...rest } = d ?? {};
+    return rest;
+  };
+  const cluster = strip(docs.ClusterConfiguration);
+  const apiServer = { ...(cluster.apiServer as Doc | undefined) };
+  delete apiServer.certSANs;
+  const out: Doc = { kubelet: strip(docs.KubeletConfiguration) };
+  if (controlPlane) out.controlPlane = { ...cluster, apiServer };
+  return YAML.stringify(out, { sortMapEntries: true });
+}
+
+/** Which parts of memberSettings changed: the kubelet's, the control plane's, or both. */
+export function settingsChanges(before: string, after: string): { kubelet: boolean; controlPlane: boolean } {
+  const [a, b] = [before, after].map((s) => (YAML.parse(s) ?? {}) as Doc);
+  const same = (k: string) => JSON.stringify(a[k]) === JSON.stringify(b[k]);
+  return { kubelet: !same("kubelet"), controlPlane: !same("controlPlane") };
+}

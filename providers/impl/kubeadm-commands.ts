@@ -136,11 +136,13 @@ export const resetCommand = (init: InitSystem) =>
 export const startKubeletCommand = (init: InitSystem) => serviceCommands(init).start("kubelet");
 
 /**
- * A changed ClusterConfiguration: uploaded, and this control plane's static-pod manifests
- * regenerated from it (kubeadm's documented way to reconfigure a running cluster).
+ * A changed configuration: uploaded (kubeadm's ClusterConfiguration and the kubelet's), and this
+ * control plane's static-pod manifests regenerated from it (kubeadm's documented way to
+ * reconfigure a running cluster); every member then catches up (controlPlaneSettingsCommand,
+ * kubeletSettingsCommand).
  */
 export const reconfigureCommand = (configPath: string) =>
-  `kubeadm init phase upload-config kubeadm --config ${shq(configPath)} && kubeadm init phase control-plane all --config ${shq(configPath)}`;
+  `kubeadm init phase upload-config all --config ${shq(configPath)} && kubeadm init phase control-plane all --config ${shq(configPath)}`;
 
 export const copyAdminConfCommand = `install -d -m 0700 /root/.kube && install -m 0600 ${ADMIN_CONF} /root/.kube/config`;
 
@@ -156,3 +158,9 @@ export const memberRemoveCommand = (id: string) =>
 /** one line per URL: "<url> ok|fail" */
 export const etcdHealthCommand = (urls: string[]) =>
   `for u in ${urls.map(shq).join(" ")}; do if ${ETCD_CURL} "$u/health" 2>/dev/null | grep -q '"health":"true"'; then echo "$u ok"; else echo "$u fail"; fi; done`;
+
+// A member catching up with the cluster's configuration, through kubeadm's own upgrade phases
+// (they rewrite only what differs). Certificates are left alone: renewal is its own decision.
+export const controlPlaneSettingsCommand = "kubeadm upgrade node phase control-plane --certificate-renewal=false";
+export const kubeletSettingsCommand = (init: InitSystem) =>
+  `kubeadm upgrade node phase kubelet-config && ${serviceCommands(init).restart("kubelet")}`;

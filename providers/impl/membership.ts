@@ -206,7 +206,7 @@ export async function ensureCluster(a: ClusterArgs): Promise<Host> {
   return initCluster(a);
 }
 
-/** A changed ClusterConfiguration reaches the first control plane. */
+/** A changed configuration is uploaded from the first control plane; the members follow (applySettings). */
 export async function reconfigure(first: SshTarget, configPath: string): Promise<void> {
   await (await hostOf(first)).exec(k.reconfigureCommand(configPath), { mutates: true });
 }
@@ -336,4 +336,15 @@ export async function leave(m: NodeMembership): Promise<void> {
   // An unreachable node cannot leave etcd itself, and `kubeadm reset` only warns when it fails to.
   if (m.controlPlane) for (const x of (await etcdMembers(cp)).filter((x) => x.name === self)) await removeMember(cp, x);
   if (member) await cp.exec(k.deleteNodeCommand(self), { mutates: true });
+}
+
+/**
+ * A joined member takes the cluster's changed settings (uploaded by the cluster's reconfigure):
+ * a control plane rewrites its static pod manifests (kubeadm restarts only those that changed and
+ * waits for them), then the kubelet gets the cluster's KubeletConfiguration and restarts.
+ */
+export async function applySettings(m: NodeMembership, what: { kubelet: boolean; controlPlane: boolean }): Promise<void> {
+  const node = await hostOf(m.node);
+  if (m.controlPlane && what.controlPlane) await node.exec(k.controlPlaneSettingsCommand, { mutates: true, timeoutMs: 10 * 60_000 });
+  if (what.kubelet) await node.exec(k.kubeletSettingsCommand(m.init), { mutates: true, timeoutMs: 5 * 60_000 });
 }

@@ -54,7 +54,11 @@ export function planService(
     dis = c.disable(name);
   if (want.enabled && !live.enabled && en) cmds.push(en);
   if (!want.enabled && live.enabled && dis) cmds.push(dis);
-  if (want.running === null) return cmds;
+  // not ours to start or stop (kubeadm starts the kubelet), but a running one re-reads changed files
+  if (want.running === null) {
+    if (live.running && bounce !== "none") cmds.push(bounce === "reload" ? c.reload(name) : c.restart(name));
+    return cmds;
+  }
   if (want.running && !live.running) cmds.push(c.start(name));
   else if (!want.running && live.running) cmds.push(c.stop(name));
   else if (want.running && bounce !== "none") cmds.push(bounce === "reload" ? c.reload(name) : c.restart(name));
@@ -85,8 +89,9 @@ export const provider: Provider<ServiceInputs, ServiceOutputs> = {
   async create(inputs: ServiceInputs) {
     const host = await hostOf(inputs.connection);
     const before = await probeService(host, inputs.init, inputs.name);
-    // Already running with other settings: restart so it reads the files we just wrote.
-    await run(host, planService(inputs.init, inputs.name, inputs, before, "restart"));
+    // Already running with other settings: restart so it reads the files we just wrote (one
+    // that is not ours to run is left alone until its files change).
+    await run(host, planService(inputs.init, inputs.name, inputs, before, inputs.running === null ? "none" : "restart"));
     await waitReady(host, inputs);
     const outs: ServiceOutputs = { ...inputs, before };
     return { id: `${inputs.connection.name}:${inputs.name}`, outs };

@@ -50,13 +50,14 @@ const openrc: ServiceCommands = {
   disable: (n) => `rc-update del ${shq(n)} default`,
 };
 
+// daemon-reload first: a unit drop-in the program wrote (the kubelet's) counts only after it
 const systemd: ServiceCommands = {
   isRunning: (n) => `systemctl is-active --quiet ${shq(n)}`,
   isEnabled: (n) => `systemctl is-enabled --quiet ${shq(n)}`,
-  start: (n) => `systemctl start ${shq(n)}`,
+  start: (n) => `systemctl daemon-reload && systemctl start ${shq(n)}`,
   stop: (n) => `systemctl stop ${shq(n)}`,
-  restart: (n) => `systemctl restart ${shq(n)}`,
-  reload: (n) => `systemctl reload-or-restart ${shq(n)}`,
+  restart: (n) => `systemctl daemon-reload && systemctl restart ${shq(n)}`,
+  reload: (n) => `systemctl daemon-reload && systemctl reload-or-restart ${shq(n)}`,
   enable: (n) => `systemctl enable ${shq(n)}`,
   disable: (n) => `systemctl disable ${shq(n)}`,
 };

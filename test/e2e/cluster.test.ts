@@ -171,7 +171,8 @@ describeTestbed("a live cluster through pulumi up", () => {
         h,
         'crictl -r unix:///run/containerd/containerd.sock inspectp $(crictl -r unix:///run/containerd/containerd.sock pods -q) | grep -o \'"image": *"[^"]*pause[^"]*"\' | sort -u',
       );
-      expect(sandboxes.trim()).toMatch(/registry\.k8s\.io\/pause:3\.10\.1/);
+      const kubeadmPause = (await sh(h, "kubeadm config images list --kubernetes-version v1.36.3 | grep /pause:")).trim();
+      expect(sandboxes.trim().split("\n")).toEqual([`"image": "${kubeadmPause}"`]);
     }
   });
 
@@ -197,6 +198,29 @@ describeTestbed("a live cluster through pulumi up", () => {
     } finally {
       fs.writeFileSync(stack.configFile, saved);
     }
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  test("a changed setting reaches every node it concerns: each controller-manager, each kubelet", async () => {
+    const kubeletPid = (h: string) => sh(h, "pgrep -x kubelet").then((s) => s.trim());
+    const before = await Promise.all(["k8s-1", "k8s-2", "k8s-3", "k8s-4"].map(kubeletPid));
+    const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, any> };
+    doc.config["k8s-baremetal:cluster"] = {
+      ...doc.config["k8s-baremetal:cluster"],
+      health: { nodeMonitorGracePeriod: "20s", nodeStatusUpdateFrequency: "5s" },
+    };
+    fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+    const preview = stack.run(["preview", "--diff"]).out;
+    expect(preview).toMatch(/k8s-4-kubeadm-join[\s\S]*nodeStatusUpdateFrequency: 5s/);
+    expect(preview).toMatch(/value: 20s/);
+    up_("a controller-manager flag and a kubelet setting, rolled out");
+    for (const h of ["k8s-1", "k8s-2", "k8s-3"])
+      expect(await sh(h, "cat /etc/kubernetes/manifests/kube-controller-manager.yaml")).toContain("--node-monitor-grace-period=20s");
+    for (const h of ["k8s-1", "k8s-2", "k8s-3", "k8s-4"])
+      expect(await sh(h, "cat /var/lib/kubelet/config.yaml")).toMatch(/nodeStatusUpdateFrequency: 5s/);
+    // every kubelet restarted on its new configuration (the supervisor's pid is not the kubelet's)
+    const after = await Promise.all(["k8s-1", "k8s-2", "k8s-3", "k8s-4"].map(kubeletPid));
+    after.forEach((pid, i) => expect(pid).not.toBe(before[i]));
     stack.run(["preview", "--expect-no-changes"]);
   });
 

@@ -4,6 +4,7 @@
 import { execFileSync, spawnSync } from "child_process";
 import * as path from "path";
 import * as k from "../../providers/impl/kubeadm-commands";
+import { kubeadmPauseImage } from "../../model/pause";
 
 const ROOT = path.resolve(__dirname, "../..");
 let bin: string;
@@ -55,6 +56,8 @@ const lines: [string, string][] = [
   ["list tokens", k.listTokensCommand],
   ["reconfigure: upload config", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml").split(" && ")[0]],
   ["reconfigure: control-plane manifests", k.reconfigureCommand("/etc/kubernetes/kubeadm-init.yaml")],
+  ["a member's control-plane settings", k.controlPlaneSettingsCommand],
+  ["a member's kubelet settings", k.kubeletSettingsCommand("systemd").split(" && ")[0]],
 ];
 
 test.each(lines)("%s: subcommand and flags exist", (_name, line) => {
@@ -73,4 +76,12 @@ test.each(lines)("%s: subcommand and flags exist", (_name, line) => {
 test("kubeadm certs certificate-key prints the 64-hex key the join config expects", () => {
   const key = execFileSync(path.join(bin, "kubeadm"), ["certs", "certificate-key"], { encoding: "utf8" }).trim();
   expect(key).toMatch(/^[0-9a-f]{64}$/);
+});
+
+test("the pause image the program pins is the one this kubeadm expects", () => {
+  const version = require("../../package.json").config.kubernetesVersion as string;
+  const list = execFileSync(path.join(bin, "kubeadm"), ["config", "images", "list", "--kubernetes-version", `v${version}`], {
+    encoding: "utf8",
+  });
+  expect(kubeadmPauseImage(`v${version}`)).toBe(list.split("\n").find((l) => l.includes("/pause:")));
 });

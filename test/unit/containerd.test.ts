@@ -34,11 +34,11 @@ describe("containerd config", () => {
 
   test("the sandbox image is kubeadm's pause for the cluster's version, or the one configured", () => {
     const s = devSpec();
-    expect(sandboxImage(s)).toBe("registry.k8s.io/pause:3.10.1");
-    expect(tomlValue(containerdConfig(s, s.nodes[0]), CRI, "sandbox_image")).toBe('"registry.k8s.io/pause:3.10.1"');
-    const mirrored = specWith((c) => (c.containerd = { sandboxImage: "registry.example.com:5000/k8s/pause:3.10.1" }));
+    expect(sandboxImage(s)).toBe("registry.k8s.io/pause:3.10.2");
+    expect(tomlValue(containerdConfig(s, s.nodes[0]), CRI, "sandbox_image")).toBe('"registry.k8s.io/pause:3.10.2"');
+    const mirrored = specWith((c) => (c.containerd = { sandboxImage: "registry.example.com:5000/k8s/pause:3.10.2" }));
     expect(tomlValue(containerdConfig(mirrored, mirrored.nodes[0]), CRI, "sandbox_image")).toBe(
-      '"registry.example.com:5000/k8s/pause:3.10.1"',
+      '"registry.example.com:5000/k8s/pause:3.10.2"',
     );
   });
 

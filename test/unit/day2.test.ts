@@ -1,6 +1,7 @@
 // Day-2 guards (plan/day2.ts): changes a live cluster cannot take are refused at preview, naming
 // the config key and the way that works; everything else passes. Inputs are the real renders.
-import { initRefusals, joinRefusals } from "../../plan/day2";
+import YAML from "yaml";
+import { initRefusals, joinRefusals, memberSettings, settingsChanges } from "../../plan/day2";
 import { parseStackConfig } from "../../model/parse";
 import { joinConfiguration, kubeadmInitConfig } from "../../render/kubeadm";
 import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
@@ -92,5 +93,34 @@ describe("KubeadmJoin of a joined node", () => {
     expect(reasons(joinRefusals(join(), join(vip)))).toMatch(
       /vrrp\.controlPlane\.vip \/ cluster\.apiServerPort cannot change from "10\.118\.12\.100:6443" to "10\.118\.12\.101:6443"/,
     );
+  });
+});
+
+describe("member settings", () => {
+  const settings = (s = live, cp = true) => memberSettings(kubeadmInitConfig(s, s.controlPlanes[0]), cp);
+
+  test("a worker gets the kubelet's, a control plane also the cluster configuration, without certSANs", () => {
+    const worker = YAML.parse(settings(live, false));
+    expect(Object.keys(worker)).toEqual(["kubelet"]);
+    expect(worker.kubelet.nodeStatusUpdateFrequency).toBe("4s");
+    const cp = YAML.parse(settings());
+    expect(cp.controlPlane.controllerManager.extraArgs).toContainEqual({ name: "node-monitor-grace-period", value: "16s" });
+    expect(cp.controlPlane.apiServer.certSANs).toBeUndefined();
+  });
+
+  test("a new set of control planes (new certSANs) changes nothing a member applies", () => {
+    const replaced = specWith((c) => (c.nodes[0].roles = ["worker"]) && (c.nodes[3].roles = ["control-plane", "balancer"]));
+    expect(settingsChanges(settings(), memberSettings(kubeadmInitConfig(replaced, replaced.controlPlanes[0]), true))).toEqual({
+      kubelet: false,
+      controlPlane: false,
+    });
+  });
+
+  test("each change names the part it is in", () => {
+    const kubelet = specWith((c) => (c.cluster = { health: { nodeStatusUpdateFrequency: "5s" } }));
+    expect(settingsChanges(settings(), settings(kubelet))).toEqual({ kubelet: true, controlPlane: false });
+    const cm = specWith((c) => (c.cluster = { health: { nodeMonitorGracePeriod: "20s" } }));
+    expect(settingsChanges(settings(), settings(cm))).toEqual({ kubelet: false, controlPlane: true });
+    expect(settingsChanges(settings(live, false), settings(cm, false))).toEqual({ kubelet: false, controlPlane: false });
   });
 });

@@ -20,15 +20,21 @@ describe("service planning", () => {
   });
   test("a config change reloads a running service; restart when asked", () => {
     expect(planService("systemd", "keepalived", { enabled: true, running: true }, { enabled: true, running: true }, "reload")).toEqual([
-      "systemctl reload-or-restart 'keepalived'",
+      "systemctl daemon-reload && systemctl reload-or-restart 'keepalived'",
     ]);
     expect(planService("none", "keepalived", { enabled: true, running: true }, { enabled: true, running: true }, "restart")).toEqual([
       "/etc/init.d/keepalived restart",
     ]);
   });
-  test("running: null leaves the process alone (kubeadm owns the kubelet)", () => {
-    expect(planService("systemd", "kubelet", { enabled: true, running: null }, { enabled: false, running: true }, "restart")).toEqual([
+  test("running: null never starts or stops the process (kubeadm owns the kubelet)", () => {
+    expect(planService("systemd", "kubelet", { enabled: true, running: null }, { enabled: false, running: true }, "none")).toEqual([
       "systemctl enable 'kubelet'",
+    ]);
+    expect(planService("systemd", "kubelet", { enabled: true, running: null }, { enabled: true, running: false }, "restart")).toEqual([]);
+  });
+  test("running: null, but running: restarted when the files it reads changed (kubelet flags)", () => {
+    expect(planService("openrc", "kubelet", { enabled: true, running: null }, { enabled: true, running: true }, "restart")).toEqual([
+      "rc-service 'kubelet' restart",
     ]);
   });
   test("no init system: nothing to enable", () => {
