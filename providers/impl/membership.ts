@@ -138,8 +138,16 @@ export const RUN_ID = randomBytes(6).toString("hex");
  * program's mark; this run's own (a join in progress on another node) stay. Returns the ids.
  */
 export async function sweepTokens(controlPlane: Host, run = RUN_ID): Promise<string[]> {
-  const stale = k.staleTokenIds(k.parseTokenList((await controlPlane.exec(k.listTokensCommand)).stdout), run);
-  if (stale.length) await controlPlane.exec(k.tokensDeleteCommand(stale), { mutates: true });
+  const list = async () => k.staleTokenIds(k.parseTokenList((await controlPlane.exec(k.listTokensCommand)).stdout), run);
+  const stale = await list();
+  if (!stale.length) return stale;
+  const r = await controlPlane.exec(k.tokensDeleteCommand(stale), { mutates: true, allowFail: true });
+  // joins on other nodes sweep at the same time: a token one of them deleted first is fine
+  if (r.code !== 0) {
+    const left = (await list()).filter((id) => stale.includes(id));
+    if (left.length)
+      throw new Error(`${controlPlane.name}: cannot delete stale bootstrap tokens ${left.join(", ")}: ${r.stderr.trim().slice(0, 500)}`);
+  }
   return stale;
 }
 

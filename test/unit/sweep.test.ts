@@ -72,6 +72,29 @@ describe("bootstrap tokens", () => {
     expect(calls).toHaveLength(1); // nothing stale: nothing deleted
   });
 
+  test("two joins sweeping at once: a token the other deleted first is no failure; one that stays is", async () => {
+    const host = (after: [string, string | undefined][]): Host => {
+      let listed = 0;
+      return {
+        name: "k8s-1",
+        async exec(command) {
+          if (command === k.listTokensCommand) return { stdout: listing(listed++ ? after : TOKENS), stderr: "", code: 0 };
+          return { stdout: "", stderr: 'bootstrap token "eeeeee" not found', code: 1 };
+        },
+        readFile: async () => undefined,
+        writeFile: async () => undefined,
+        forwardOut: async () => {
+          throw new Error("unused");
+        },
+      };
+    };
+    const others = TOKENS.filter(([id]) => !["dddddd", "eeeeee", "ffffff"].includes(id));
+    await expect(sweepTokens(host(others))).resolves.toEqual(["dddddd", "eeeeee", "ffffff"]);
+    await expect(sweepTokens(host(TOKENS))).rejects.toThrow(
+      /k8s-1: cannot delete stale bootstrap tokens dddddd, eeeeee, ffffff: bootstrap token/,
+    );
+  });
+
   test("a token id that is not 6 [a-z0-9] never reaches the delete command", () => {
     expect(() => k.tokensDeleteCommand(["abc;rm"])).toThrow(/not a bootstrap token id/);
   });
