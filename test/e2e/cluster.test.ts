@@ -1,7 +1,9 @@
 // A live cluster, end to end: `pulumi up` on lab hosts that run our builds of containerd,
 // kubelet, etcd and the control plane (testbed/node-image.sh) — real `kubeadm init`, real
 // joins with credentials minted on a live control plane, a half-joined node reset and joined
-// again, the first control plane replaced, a removal etcd cannot afford refused, and destroy.
+// again, the first control plane replaced, a removal etcd cannot afford refused, and destroy;
+// bootstrap tokens an interrupted run left swept (issue 16), changes a live cluster cannot take
+// refused at preview and settings rolled out to every member (issue 13).
 //
 // What is not real here, and why: the lab hosts run no init system, so the kubelet is restarted
 // by a small supervisor where systemd would (node-image/kubelet-supervise); there is no CNI
@@ -10,10 +12,12 @@
 import * as fs from "fs";
 import * as YAML from "yaml";
 import { describeTestbed } from "../testbed";
-import { down, hostExec, up, type TestbedState } from "../../testbed";
+import { down, hostExec, sshTarget, up, type TestbedState } from "../../testbed";
 import { LIVE_CLUSTER, TestbedStack, testbedStackConfig } from "../../testbed/stack";
-import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH } from "../../render/kubeadm";
+import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH, TOKEN_MARK } from "../../render/kubeadm";
 import { memberListCommand } from "../../providers/impl/kubeadm-commands";
+import { ensureCluster } from "../../providers/impl/membership";
+import { closeAll } from "../../providers/ssh";
 
 // each step is a real `pulumi up` on a 2-core machine running up to 4 control planes
 jest.setTimeout(15 * 60_000);
@@ -29,6 +33,28 @@ const timings: Record<string, number> = {};
 
 const sh = (host: string, cmd: string, timeoutMs = 60_000) => hostExec(lab, host, cmd, { timeoutMs }).then((r) => r.stdout);
 const kubectl = (host: string, args: string) => sh(host, `kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`);
+
+/** A token made on k8s-1 the way an operator (or an earlier, interrupted run) would; its id. */
+async function mintToken(description?: string): Promise<string> {
+  const d = description === undefined ? "" : ` --description '${description}'`;
+  return (await sh("k8s-1", `kubeadm token create --ttl 1h${d} --kubeconfig /etc/kubernetes/admin.conf`)).trim().split(".")[0];
+}
+
+/** token id -> description, as kubeadm lists them */
+async function tokens(): Promise<Record<string, string>> {
+  const out = await sh(
+    "k8s-1",
+    'kubeadm token list --kubeconfig /etc/kubernetes/admin.conf -o jsonpath=\'{.token}{"\\t"}{.description}{"\\n"}\'',
+  );
+  return Object.fromEntries(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => [l.split("\t")[0].split(".")[0], l.split("\t")[1] ?? ""]),
+  );
+}
+/** the operator's tokens, minted before the sweeps: they must survive every one */
+const operatorTokens: string[] = [];
 
 function node(i: number, roles: string[]) {
   const h = lab.hosts[i - 1];
@@ -112,6 +138,7 @@ describeTestbed("a live cluster through pulumi up", () => {
         .map(([k, v]) => `${k}: ${v.toFixed(1)} s`)
         .join("\n"),
     );
+    closeAll();
     stack?.remove();
     if (!process.env.K8SBM_LAB_KEEP) await down(LAB);
   }, 10 * 60_000);
@@ -224,7 +251,25 @@ describeTestbed("a live cluster through pulumi up", () => {
     stack.run(["preview", "--expect-no-changes"]);
   });
 
+  test("a reconcile of the cluster deletes the program's stale bootstrap tokens, never an operator's", async () => {
+    operatorTokens.push(await mintToken(), await mintToken("for the new rack"));
+    const stale = [await mintToken(`${TOKEN_MARK} join k8s-9 (run 0123456789ab)`), await mintToken(`${TOKEN_MARK} kubeadm init`)];
+    expect(Object.keys(await tokens()).sort()).toEqual([...operatorTokens, ...stale].sort());
+    // what KubeadmInit's create and update run on a live cluster
+    const cps = stack.spec().controlPlanes.map((n) => sshTarget(lab, n.name));
+    await ensureCluster({
+      first: cps[0],
+      controlPlanes: cps,
+      configPath: KUBEADM_INIT_PATH,
+      init: stack.spec().nodes[0].init,
+      untaint: true,
+    });
+    expect(Object.keys(await tokens()).sort()).toEqual([...operatorTokens].sort());
+  });
+
   test("a half-joined worker is reset and joined again", async () => {
+    // and the token an interrupted join left goes before this join mints its own
+    const stale = await mintToken(`${TOKEN_MARK} join k8s-4 (run 0123456789ab)`);
     // a join that died after the kubelet got its credentials: kubelet.conf is there, the
     // kubelet is not running, and the API has no such node
     await sh("k8s-4", "rm /var/lib/kubelet/config.yaml && sleep 3 && ! pgrep -x kubelet");
@@ -234,6 +279,9 @@ describeTestbed("a live cluster through pulumi up", () => {
     expect(preview).toMatch(/k8s-4-kubeadm-join/);
     up_("rejoin of a half-joined worker", ["--refresh"]);
     expect(await nodeNames("k8s-1")).toEqual(["k8s-1", "k8s-2", "k8s-3", "k8s-4"]);
+    const left = await tokens();
+    expect(Object.keys(left)).not.toContain(stale);
+    expect(Object.keys(left).sort()).toEqual([...operatorTokens].sort());
     expect(await sh("k8s-4", "pgrep -x kubelet >/dev/null && echo running")).toContain("running");
     stack.run(["preview", "--expect-no-changes"]);
   });
