@@ -1,6 +1,6 @@
 // Composition only, in the seed's order: config -> one line per rollout step -> stack outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { ControlPlane, Workers } from "./components/control-plane";
+import { CONTROL_PLANE, ControlPlane, WORKERS, Workers } from "./components/control-plane";
 import { ClusterHost } from "./components/host";
 import { LibvirtLab } from "./components/lab";
 import { VrrpMesh } from "./components/vrrp";
@@ -44,7 +44,7 @@ const firstVip = first && vrrp?.start(first);
 
 // 4. the cluster: `kubeadm init` on the first control plane (or its --dry-run rehearsal)
 const cluster = kubernetes
-  ? new ControlPlane("control-plane", { spec, hosts, after: firstVip ? [firstVip] : [], dryRun: rehearse })
+  ? new ControlPlane(CONTROL_PLANE, { spec, hosts, after: firstVip ? [firstVip] : [], dryRun: rehearse })
   : undefined;
 
 // 5. control planes join one at a time; keepalived starts on each after its join
@@ -67,7 +67,7 @@ const network =
     : undefined;
 
 // 7. workers join once the network is up
-if (live) new Workers("workers", { spec, hosts, after: network ? [...live.members, network.release] : live.members });
+if (live) new Workers(WORKERS, { spec, hosts, after: network ? [...live.members, network.release] : live.members });
 
 // 8. add-ons
 if (network && layers.addons)

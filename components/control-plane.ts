@@ -27,6 +27,22 @@ function handOverCommand(spec: ClusterSpec, node: NodeSpec): string {
   return `if ${svc.isRunning("keepalived")}; then ${svc.stop("keepalived")}; fi`;
 }
 
+/** The names index.ts gives the two components a node's membership lives under. */
+export const CONTROL_PLANE = "control-plane";
+export const WORKERS = "workers";
+
+/**
+ * The URN the node's membership would have in its other role. As an alias it makes a role change
+ * an update of one resource, which KubeadmJoin's check refuses at preview — not a join in the new
+ * role and a leave (reset) of the old one, run in that order on the same node.
+ */
+function otherRole(node: NodeSpec): pulumi.Alias {
+  const parent = node.controlPlane
+    ? pulumi.createUrn(WORKERS, "k8sbm:index:Workers")
+    : pulumi.createUrn(CONTROL_PLANE, "k8sbm:index:ControlPlane");
+  return { parent };
+}
+
 /** A node's KubeadmJoin inputs. */
 export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string, PreparedNode>) {
   return {
@@ -91,6 +107,7 @@ export class ControlPlane extends pulumi.ComponentResource {
     const member = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(spec, node, hosts), {
       parent: this,
       dependsOn: [this.members[this.members.length - 1], ...hosts[node.name].prepared],
+      aliases: [otherRole(node)],
     });
     this.members.push(member);
     return member;
@@ -112,6 +129,7 @@ export class Workers extends pulumi.ComponentResource {
       this.members[node.name] = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(args.spec, node, args.hosts), {
         parent: this,
         dependsOn: [...args.after, ...args.hosts[node.name].prepared],
+        aliases: [otherRole(node)],
       });
     this.registerOutputs({});
   }

@@ -185,19 +185,21 @@ describeTestbed("a live cluster through pulumi up", () => {
   });
 
   test("containerd runs on the configuration the program wrote (the node image ships none)", async () => {
+    const crictl = "crictl -r unix:///run/containerd/containerd.sock";
     for (const h of ["k8s-1", "k8s-2", "k8s-3", "k8s-4"]) {
       expect(await sh(h, "head -1 /etc/containerd/config.toml")).toMatch(/^# Managed by k8s-baremetal/);
-      const info = JSON.parse(await sh(h, "crictl -r unix:///run/containerd/containerd.sock info")) as { config: Record<string, any> };
-      // containerd 2.x reports the CRI config it runs with, migrated from the file's version 2
-      const config = JSON.stringify(info.config);
-      expect(config).toContain('"snapshotter":"native"');
+      // the runtime settings containerd 2.x reports, migrated from the file's version 2
+      const config = JSON.stringify((JSON.parse(await sh(h, `${crictl} info`)) as { config: unknown }).config);
       expect(config).toContain('"restrictOOMScoreAdj":true');
-      expect(config).toMatch(/"SystemdCgroup":false/);
-      // every sandbox runs the pause image the program pinned (nothing is pulled in the testbed)
-      const sandboxes = await sh(
+      expect(config).toContain('"SystemdCgroup":false');
+      // every container sits on the snapshotter the program configured
+      const snapshotters = await sh(
         h,
-        'crictl -r unix:///run/containerd/containerd.sock inspectp $(crictl -r unix:///run/containerd/containerd.sock pods -q) | grep -o \'"image": *"[^"]*pause[^"]*"\' | sort -u',
+        'for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers info "$c" 2>/dev/null | grep \'"Snapshotter"\'; done | sort -u',
       );
+      expect(snapshotters.trim()).toBe('"Snapshotter": "native",');
+      // every sandbox runs the pause image the program pinned, the one kubeadm expects (nothing is pulled here)
+      const sandboxes = await sh(h, `${crictl} inspectp $(${crictl} pods -q) | grep -o '"image": *"[^"]*"' | sort -u`);
       const kubeadmPause = (await sh(h, "kubeadm config images list --kubernetes-version v1.36.3 | grep /pause:")).trim();
       expect(sandboxes.trim().split("\n")).toEqual([`"image": "${kubeadmPause}"`]);
     }
@@ -238,7 +240,7 @@ describeTestbed("a live cluster through pulumi up", () => {
     };
     fs.writeFileSync(stack.configFile, YAML.stringify(doc));
     const preview = stack.run(["preview", "--diff"]).out;
-    expect(preview).toMatch(/k8s-4-kubeadm-join[\s\S]*nodeStatusUpdateFrequency: 5s/);
+    expect(preview).toMatch(/k8s-4-kubeadm-join[\s\S]*nodeStatusUpdateFrequency\s*: "4s" => "5s"/);
     expect(preview).toMatch(/value: 20s/);
     up_("a controller-manager flag and a kubelet setting, rolled out");
     for (const h of ["k8s-1", "k8s-2", "k8s-3"])
