@@ -12,13 +12,11 @@
 //                  change nothing (state written by the old program reads the same)
 //   --no-breakdown no instrumentation (NODE_OPTIONS preload), plain wall times
 //   --up-only      only the first and the no-op `up` (the scale run: npm run bench -- 4 64 --up-only)
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as YAML from "yaml";
-import { down, up, type TestbedState } from "../testbed";
-import { ROOT, TestbedStack, testbedStackConfig, type RunResult } from "../testbed/stack";
+import { down, up } from "../testbed";
+import { ROOT, TestbedStack, testbedStackConfig } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
 import { breakdown, readTiming, table, type Row } from "./timing";
 
@@ -52,52 +50,6 @@ function parse(argv: string[]): Opts {
   return o;
 }
 
-/** The testbed stack, optionally run from another checkout of the project (its scripts/pulumi, in its directory). */
-class BenchStack extends TestbedStack {
-  projectDir = ROOT;
-
-  run(args: string[], opts: Parameters<TestbedStack["run"]>[1] = {}): RunResult {
-    const extra =
-      args[0] === "stack"
-        ? args[1] === "init"
-          ? []
-          : ["--stack", this.name]
-        : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(path.join(this.projectDir, "scripts/pulumi"), [...args, ...extra], {
-      cwd: this.projectDir,
-      env: {
-        ...process.env,
-        PULUMI_BACKEND_URL: `file://${this.work}/backend`,
-        PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
-        PULUMI_CONFIG_PASSPHRASE_FILE: "",
-        ...this.env,
-        ...opts.env,
-      },
-      encoding: "utf8",
-      input: opts.input,
-      timeout: 20 * 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const out = `${r.stdout}\n${r.stderr}`;
-    if (r.status !== 0 && !opts.allowFail) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}:\n${out.slice(-6000)}`);
-    return { code: r.status ?? 1, out, seconds };
-  }
-
-  /** as TestbedStack.init, for a stack created in any project directory */
-  initIn(lab: TestbedState, vrrpPassword: string): void {
-    this.run(["stack", "init", this.name]);
-    const created = path.join(this.projectDir, `Pulumi.${this.name}.yaml`);
-    const salt = YAML.parse(fs.readFileSync(created, "utf8"))?.encryptionsalt as string | undefined;
-    fs.rmSync(created);
-    if (salt) fs.appendFileSync(this.configFile, `encryptionsalt: ${salt}\n`);
-    lab.hosts.forEach((h, i) => this.run(["config", "set", "--path", `nodes[${i}].ssh.hostKey`, h.hostKey]));
-    this.run(["config", "set", "--secret", "sshPrivateKey"], { input: fs.readFileSync(lab.privateKeyPath, "utf8") });
-    this.run(["config", "set", "--secret", "vrrpPassword", vrrpPassword]);
-  }
-}
-
 interface Measured {
   seconds: number;
   load: number;
@@ -118,7 +70,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
     env.K8SBM_TIMING = timingFile;
     env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --require ${PRELOAD}`.trim();
   }
-  const stack = new BenchStack(testbedStackConfig({ basePort: BASE_PORT, hosts: n }), env);
+  const stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, hosts: n }), env);
   stack.projectDir = o.compat ?? o.program ?? ROOT;
   const measure = (args: string[], allowFail = false): Measured => {
     readTiming(timingFile);
@@ -129,7 +81,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
     return { seconds: r.seconds, load, rows: o.instrument ? breakdown(readTiming(timingFile), t0, t1) : [], out: r.out, code: r.code };
   };
   try {
-    stack.initIn(lab, "benchpw1");
+    stack.init(lab, "benchpw1");
     const first = measure(["up", "--yes", "--skip-preview"]);
     readStats(statsFile);
     stack.projectDir = o.program ?? ROOT;

@@ -23,6 +23,8 @@ export class TestbedStack {
   readonly configFile = path.join(this.work, "testbed.yaml");
   /** a stack name of our own: `stack init` writes Pulumi.<stack>.yaml into the project, which we move out */
   readonly name = `testbed-${process.pid}-${path.basename(this.work).slice(-6)}`;
+  /** the checkout whose scripts/pulumi and program run (the benchmark compares two) */
+  projectDir = ROOT;
 
   /** @param config the stack config; default: Pulumi.testbed.yaml as committed */
   constructor(
@@ -43,8 +45,8 @@ export class TestbedStack {
           : ["--stack", this.name]
         : ["--stack", this.name, "--config-file", this.configFile, "--non-interactive"];
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(path.join(ROOT, "scripts/pulumi"), [...args, ...extra], {
-      cwd: ROOT,
+    const r = spawnSync(path.join(this.projectDir, "scripts/pulumi"), [...args, ...extra], {
+      cwd: this.projectDir,
       env: {
         ...process.env,
         PULUMI_BACKEND_URL: `file://${this.work}/backend`,
@@ -71,7 +73,7 @@ export class TestbedStack {
   init(lab: TestbedState, vrrpPassword: string, opts: { hostKeys?: boolean } = {}): void {
     this.run(["stack", "init", this.name]);
     // Keep the project tree clean: the new stack's file (its encryption salt) joins our copy.
-    const created = path.join(ROOT, `Pulumi.${this.name}.yaml`);
+    const created = path.join(this.projectDir, `Pulumi.${this.name}.yaml`);
     const salt = YAML.parse(fs.readFileSync(created, "utf8"))?.encryptionsalt as string | undefined;
     fs.rmSync(created);
     if (salt) fs.appendFileSync(this.configFile, `encryptionsalt: ${salt}\n`);
