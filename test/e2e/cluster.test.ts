@@ -194,10 +194,8 @@ describeTestbed("a live cluster through pulumi up", () => {
       expect(config).toContain('"SystemdCgroup":false');
       // the CRI image service keeps images (so every container's root) on the snapshotter configured
       expect(await sh(h, `${crictl} imagefsinfo`)).toContain('"mountpoint": "/var/lib/containerd/io.containerd.snapshotter.v1.native"');
-      // every sandbox runs the pause image the program pinned, the one kubeadm expects (nothing is pulled here)
-      const sandboxes = await sh(h, `${crictl} inspectp $(${crictl} pods -q) | grep -o '"image": *"[^"]*"' | sort -u`);
-      const kubeadmPause = (await sh(h, "kubeadm config images list --kubernetes-version v1.36.3 | grep /pause:")).trim();
-      expect(sandboxes.trim().split("\n")).toEqual([`"image": "${kubeadmPause}"`]);
+      // the pause image: the static pods run with nothing pulled, so containerd used the
+      // imported image the program named (test/kubeadm checks it is the one kubeadm expects)
     }
   });
 
