@@ -1,8 +1,8 @@
 // ClusterHost: one node prepared for Kubernetes (seed §2) — its pinned SSH identity, packages,
 // kernel settings, the files kubeadm and the kubelet expect, and containerd running.
-import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
+import { contentToken } from "./content-token";
 import { packagesFor } from "../providers/os/configurer";
 import { FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
 import type { SshTarget } from "../providers/ssh/types";
@@ -142,25 +142,20 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
           name: "containerd",
           enabled: true,
           running: true,
-          restartToken: contentToken(runtimeFiles.map(([, path, content]) => `${path}\n${content}`)),
+          restartToken: contentToken(...runtimeFiles.map(([, path, content]) => `${path}\n${content}`)),
         },
         { parent: this, dependsOn: [settings] },
       );
       // kubeadm starts the kubelet; it only has to start at boot.
       const kubelet = new Service(
         `${name}-kubelet`,
-        { connection, init: node.init, name: "kubelet", enabled: true, running: null, restartToken: contentToken([kubeletFlags]) },
+        { connection, init: node.init, name: "kubelet", enabled: true, running: null, restartToken: contentToken(kubeletFlags) },
         { parent: this, dependsOn: [containerd] },
       );
       this.prepared.push(containerd, kubelet);
     }
     this.registerOutputs({ connection: this.connection, hostKeyFingerprint: this.hostKeyFingerprint });
   }
-}
-
-/** A short digest of file contents: changes when any of them does. */
-function contentToken(contents: string[]): string {
-  return createHash("sha256").update(contents.join("\0")).digest("hex").slice(0, 16);
 }
 
 function kubeletArgs(spec: ClusterSpec): string[] {

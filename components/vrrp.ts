@@ -3,7 +3,7 @@
 // The constructor writes the configuration; `start(node, after)` starts keepalived on a node
 // once what it waits for exists: the first control plane before `kubeadm init`, the others
 // after they joined (and after the first one's VIP is up).
-import * as crypto from "crypto";
+import { contentToken } from "./content-token";
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import type { Route, Rule } from "../providers/impl/policy-routing";
@@ -29,8 +29,6 @@ function numericTables(spec: ClusterSpec, node: NodeSpec): { routes: Route[]; ru
     rules: routing.policyRules(spec).map((r) => ({ ...r, table: r.table === "main" ? "main" : id(r.table) }) as Rule),
   };
 }
-
-const sha = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
 
 export class VrrpMesh extends pulumi.ComponentResource {
   /** per node: the keepalived service, once started */
@@ -125,7 +123,7 @@ export class VrrpMesh extends pulumi.ComponentResource {
         name: "keepalived",
         enabled: true,
         running: true,
-        reloadToken: member.conf.apply(sha),
+        reloadToken: member.conf.apply((c) => contentToken(c)),
         // the first control plane's keepalived is up when the API VIP answers (kubeadm init needs it)
         ...(node === first ? { readyCheck: `ping -c1 -W1 ${spec.controlPlaneVip.ip} >/dev/null` } : {}),
       },
