@@ -203,7 +203,7 @@ const cilium = z
     version: z
       .string()
       .regex(/^\d+\.\d+\.\d+$/)
-      .default("1.18.4"),
+      .default("1.19.6"),
     // The chart: a name in `repository`, or with repository "" a chart directory or archive on
     // the machine running pulumi (an air-gapped install, or a chart built from the cilium module).
     chart: z.string().min(1).default("cilium"),

@@ -46,6 +46,11 @@ export function seedCiliumValues(spec: ClusterSpec): Record<string, unknown> {
       // 1.8 global.hostServices.enabled=true -> socketLB.enabled (socket-level load balancing)
       enabled: true,
     },
+    // not in the seed: a value changed in stack config reaches the agents and the operator on
+    // `up` (the chart restarts them on a changed config map); left false, they keep the old
+    // configuration until something else restarts them
+    rollOutCiliumPods: true,
+    operator: { rollOutPods: true },
     ipam: {
       // cluster-pool IPAM from the pod subnet, a /24 per node as the seed describes (10.244.XX.*)
       mode: "cluster-pool",

@@ -21,6 +21,9 @@ describe("cilium values", () => {
       nodePort: { enabled: true, directRoutingDevice: "wan1" },
       externalIPs: { enabled: true },
       socketLB: { enabled: true },
+      // beyond the seed: a changed value rolls the agents and the operator on `up`
+      rollOutCiliumPods: true,
+      operator: { rollOutPods: true },
       ipam: { mode: "cluster-pool", operator: { clusterPoolIPv4PodCIDRList: ["10.244.0.0/16"], clusterPoolIPv4MaskSize: 24 } },
     });
   });
