@@ -54,6 +54,8 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
         ...(pinned ? { pinnedHostKey: pinned } : {}),
         trustOnFirstUse: config.ssh.trustOnFirstUse,
         configPath: `nodes[${spec.nodes.indexOf(node)}]`,
+        // the package and service commands follow it: a host running another OS fails here, untouched
+        os: { family: node.os, init: node.init },
       },
       p,
     );

@@ -2,7 +2,8 @@
 // installed itself (a package that was there before stays).
 import type * as pulumi from "@pulumi/pulumi";
 import type { OsFamily } from "../../model/schema";
-import { packageCommands } from "../os/configurer";
+import { packageCommands, unavailablePackages } from "../os/configurer";
+import { RemoteError } from "../ssh/errors";
 import type { Host, SshTarget } from "../ssh/types";
 import { diffOf, hostOf, type Provider } from "./common";
 
@@ -32,10 +33,30 @@ export function missingPackages(wanted: string[], installed: Set<string>): strin
   return wanted.filter((p) => !installed.has(p));
 }
 
+/** A failed install that names packages the repositories lack: said plainly, the command's error kept below. */
+export function unavailableError(e: unknown, inputs: Pick<PackagesInputs, "os" | "connection">): Error | undefined {
+  if (!(e instanceof RemoteError)) return undefined;
+  const gone = unavailablePackages(inputs.os, `${e.stderr}\n${e.stdout}`);
+  if (!gone.length) return undefined;
+  const { name, host, port } = inputs.connection;
+  const list = gone.join(", ");
+  return new Error(
+    `${name} (${host}:${port}): package${gone.length > 1 ? "s" : ""} ${list} cannot be installed: the distribution's package ` +
+      `repositories configured on ${name} do not have ${gone.length > 1 ? "them" : "it"}, so nothing was installed. Add the ` +
+      `repository that provides ${list} (kubeadm, kubelet, kubectl and cri-tools come from the Kubernetes package repository, ` +
+      `pkgs.k8s.io) or install ${gone.length > 1 ? "them" : "it"} by hand, then run again.\n${e.message}`,
+  );
+}
+
 async function ensure(inputs: PackagesInputs): Promise<string[]> {
   const host = await hostOf(inputs.connection);
   const missing = missingPackages(inputs.packages, await installedOf(host, inputs.os, inputs.packages));
-  if (missing.length) await host.exec(packageCommands(inputs.os).install(missing), { mutates: true, timeoutMs: 30 * 60_000 });
+  if (!missing.length) return missing;
+  try {
+    await host.exec(packageCommands(inputs.os).install(missing), { mutates: true, timeoutMs: 30 * 60_000 });
+  } catch (e) {
+    throw unavailableError(e, inputs) ?? e;
+  }
   return missing;
 }
 

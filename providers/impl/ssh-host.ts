@@ -4,6 +4,8 @@
 // the run stops with the key seen and the command to pin it, unless the stack opted in with
 // `ssh.trustOnFirstUse: true` (then the first key seen is recorded and enforced from then on).
 import type * as pulumi from "@pulumi/pulumi";
+import type { InitSystem, OsFamily } from "../../model/schema";
+import { OS_PROBE, osMismatch } from "../os/release";
 import { fingerprint, scanHostKey } from "../ssh";
 import { hostOf, type Provider } from "./common";
 import type { SshTarget } from "../ssh/types";
@@ -16,6 +18,8 @@ export interface SshHostInputs {
   trustOnFirstUse?: boolean;
   /** the node's config path, e.g. "nodes[2]", for the command that pins its key */
   configPath?: string;
+  /** the configured OS: checked against the host's os-release (and running init) on every contact */
+  os?: { family: OsFamily; init: InitSystem };
 }
 
 export interface SshHostOutputs extends SshHostInputs {
@@ -24,9 +28,20 @@ export interface SshHostOutputs extends SshHostInputs {
   connection: SshTarget;
 }
 
-async function verify(conn: Omit<SshTarget, "hostKey">, hostKey: string): Promise<SshHostOutputs["connection"]> {
-  const full = { ...conn, hostKey };
-  await (await hostOf(full)).exec("true");
+/**
+ * Connects with the pinned key and, when the OS is configured, checks that the host runs it, in
+ * the same single command (a no-op run still costs one command per host). Nothing is changed.
+ */
+async function verify(inputs: SshHostInputs, hostKey: string): Promise<SshHostOutputs["connection"]> {
+  const full = { ...inputs.connection, hostKey };
+  const host = await hostOf(full);
+  if (!inputs.os) {
+    await host.exec("true");
+    return full;
+  }
+  const probe = await host.exec(OS_PROBE);
+  const wrong = osMismatch(probe.stdout, inputs.os.family, inputs.os.init, inputs.configPath);
+  if (wrong) throw new Error(`${full.name} (${full.host}:${full.port}): ${wrong}. Nothing was changed on the host.`);
   return full;
 }
 
@@ -51,7 +66,7 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
       if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, `${host}:${port}`, seen, inputs.configPath);
       hostKey = seen;
     }
-    const connection = await verify(inputs.connection, hostKey);
+    const connection = await verify(inputs, hostKey);
     const outs: SshHostOutputs = { ...inputs, connection, hostKey, fingerprint: fingerprint(hostKey) };
     return { id: inputs.connection.name, outs };
   },
@@ -59,19 +74,19 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
   // Every preview/up checks the live key against the recorded one (one pooled connection).
   async diff(_id, olds: SshHostOutputs, news: SshHostInputs) {
     const wanted = news.pinnedHostKey ?? olds.hostKey;
-    await verify(news.connection, wanted);
+    await verify(news, wanted);
     const changes = wanted !== olds.hostKey;
     return { changes, replaces: [], stables: [], deleteBeforeReplace: false };
   },
 
   async read(id, props: SshHostOutputs) {
-    await verify(props.connection, props.hostKey);
+    await verify(props, props.hostKey);
     return { id, props };
   },
 
   async update(_id, olds: SshHostOutputs, news: SshHostInputs) {
     const hostKey = news.pinnedHostKey ?? olds.hostKey;
-    const connection = await verify(news.connection, hostKey);
+    const connection = await verify(news, hostKey);
     return { outs: { ...news, connection, hostKey, fingerprint: fingerprint(hostKey) } };
   },
 

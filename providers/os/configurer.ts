@@ -114,3 +114,17 @@ export function packagesFor(os: OsFamily, layer: "base" | "keepalived" | "kubern
   };
   return (os === "gentoo" ? gentoo : debian)[layer];
 }
+
+/**
+ * The packages the install's output says the distribution's repositories do not have (apt: "Unable
+ * to locate package X", "Package 'X' has no installation candidate"; emerge: "there are no ebuilds
+ * to satisfy "X""). apt and emerge resolve every package before installing any, so when this is
+ * not empty nothing was installed.
+ */
+export function unavailablePackages(os: OsFamily, output: string): string[] {
+  const patterns =
+    os === "gentoo"
+      ? [/there are no ebuilds (?:built with USE flags )?to satisfy "([^"]+)"/g]
+      : [/Unable to locate package (\S+)/g, /Package '([^']+)' has no installation candidate/g];
+  return [...new Set(patterns.flatMap((re) => [...output.matchAll(re)].map((m) => m[1])))];
+}

@@ -69,11 +69,15 @@ export function checkMode(mode: number): string {
 /** Exit code of writeFileScript when what arrived is not what was sent (size or sha256). */
 export const TRANSFER_EXIT = 45;
 
+/** Exit code of writeFileScript when the new content cannot be stored beside the target (e.g. a full disk). */
+export const STORE_EXIT = 46;
+
 /**
  * Atomic replace: content arrives on stdin into a temp file in the target's directory, its size
  * and sha256 are checked against what was sent (a transfer cut short or altered never replaces
  * the file), it gets the exact mode, then is renamed over the target. The temp file is removed
- * on failure and on HUP/INT/TERM.
+ * on failure and on HUP/INT/TERM. A temp file that cannot be made or written (a full or read-only
+ * file system) fails with STORE_EXIT, the target untouched.
  */
 export function writeFileScript(path: string, mode: number, sent: { size: number; sha256: string }): string {
   if (!path.startsWith("/")) throw new Error(`writeFile needs an absolute path, got ${JSON.stringify(path)}`);
@@ -83,16 +87,18 @@ export function writeFileScript(path: string, mode: number, sent: { size: number
   const p = shq(path);
   const refuse = (what: string) =>
     `{ echo "k8sbm: ${what}; ${path.replace(/["$`\\]/g, "")} was not replaced" >&2; exit ${TRANSFER_EXIT}; }`;
+  const cannotStore = (what: string) =>
+    `{ echo "k8sbm: ${what}; ${path.replace(/["$`\\]/g, "")} was not replaced" >&2; exit ${STORE_EXIT}; }`;
   return [
     "set -e",
     `d=$(dirname -- ${p})`,
     `mkdir -p -- "$d"`,
-    `t=$(mktemp "$d/${TEMP_PREFIX}XXXXXX")`,
+    `t=$(mktemp "$d/${TEMP_PREFIX}XXXXXX") || ${cannotStore("cannot create a temp file in $d")}`,
     `trap 'rm -f -- "$t"' EXIT`,
     "trap 'exit 129' HUP",
     "trap 'exit 130' INT",
     "trap 'exit 143' TERM",
-    `cat > "$t"`,
+    `cat > "$t" || ${cannotStore("cannot store the new content in $d (a full file system?)")}`,
     `n=$(wc -c < "$t" | tr -d ' ')`,
     `[ "$n" = ${sent.size} ] || ${refuse(`received $n bytes, ${sent.size} were sent`)}`,
     `h=$(sha256sum < "$t" | cut -d ' ' -f 1)`,
