@@ -57,6 +57,23 @@ export class VrrpMesh extends pulumi.ComponentResource {
           { connection, ...numericTables(spec, node) },
           { parent: this, dependsOn: [table] },
         );
+        // applied live above; these bring it back at boot (render/routing.ts routingBootFiles)
+        const boot = routing
+          .routingBootFiles(spec, node)
+          .map(
+            (f) =>
+              new RemoteFile(
+                `${node.name}-${f.id}`,
+                { connection, path: f.path, content: f.content, mode: f.mode },
+                { parent: this, dependsOn: [table] },
+              ),
+          );
+        if (node.init === "systemd")
+          new Service(
+            `${node.name}-routing-boot`,
+            { connection, init: node.init, name: routing.ROUTING_UNIT, enabled: true, running: null },
+            { parent: this, dependsOn: boot },
+          );
       }
 
     if (config.layers.keepalived) {

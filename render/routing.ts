@@ -99,6 +99,74 @@ export function policyRoutingScript(spec: ClusterSpec, node: NodeSpec): string {
   ]);
 }
 
+/** Where policyRoutingScript lives on the node: what the boot hooks below run. */
+export const ROUTING_SCRIPT_PATH = "/etc/k8s-baremetal/policy-routing.sh";
+/** ifupdown (Debian, Ubuntu) runs it for every interface it brings up: at boot and at every ifup. */
+export const IFUP_HOOK_PATH = "/etc/network/if-up.d/k8s-baremetal-routing";
+/** systemd: a oneshot unit after network-online.target, enabled */
+export const ROUTING_UNIT = "k8s-baremetal-routing";
+export const ROUTING_UNIT_PATH = `/etc/systemd/system/${ROUTING_UNIT}.service`;
+/** OpenRC: the `local` service runs /etc/local.d/*.start at the end of boot */
+export const LOCAL_START_PATH = "/etc/local.d/k8s-baremetal-routing.start";
+
+/** ifupdown's hook: re-applies the node's policy routing when its wan1 interface comes up. */
+export function ifupHook(node: NodeSpec): string {
+  const iface = node.wan1.interface;
+  return text([
+    "#!/bin/sh",
+    HASH_HEADER,
+    `# ifupdown runs this for each interface it brings up: ${iface} up (boot, ifup) brings back the policy routing`,
+    "# that taking it down removed.",
+    `[ "$IFACE" = "${iface}" ] || [ "$IFACE" = "--all" ] || exit 0`,
+    `exec /bin/sh ${ROUTING_SCRIPT_PATH}`,
+  ]);
+}
+
+/** systemd's unit: applies the policy routing once the network is online. */
+export function routingUnit(node: NodeSpec): string {
+  return text([
+    HASH_HEADER,
+    "[Unit]",
+    `Description=k8s-baremetal policy routing on ${node.wan1.interface} (the VIP reply table and its rules)`,
+    "Wants=network-online.target",
+    "After=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=/bin/sh ${ROUTING_SCRIPT_PATH}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ]);
+}
+
+/** OpenRC's local.d script: applies the policy routing at the end of boot. */
+export function localStart(): string {
+  return text([
+    "#!/bin/sh",
+    HASH_HEADER,
+    "# OpenRC's local service runs this at boot, after the network.",
+    `exec /bin/sh ${ROUTING_SCRIPT_PATH}`,
+  ]);
+}
+
+/**
+ * The files that bring the policy routing back after a reboot (the provider applies it live only):
+ * the script, and the hooks of what boots this node — ifupdown's on Debian and Ubuntu (also after
+ * an ifdown/ifup), the systemd unit under systemd (ROUTING_UNIT, to be enabled), local.d under
+ * OpenRC. With no init system nothing boots: the script is there for whoever brings the host up.
+ */
+export function routingBootFiles(spec: ClusterSpec, node: NodeSpec): { id: string; path: string; content: string; mode: string }[] {
+  if (!spec.config.routing.enabled) return [];
+  return [
+    { id: "routing-script", path: ROUTING_SCRIPT_PATH, content: policyRoutingScript(spec, node), mode: "0755" },
+    ...(node.os !== "gentoo" ? [{ id: "routing-ifup", path: IFUP_HOOK_PATH, content: ifupHook(node), mode: "0755" }] : []),
+    ...(node.init === "systemd" ? [{ id: "routing-unit", path: ROUTING_UNIT_PATH, content: routingUnit(node), mode: "0644" }] : []),
+    ...(node.init === "openrc" ? [{ id: "routing-local", path: LOCAL_START_PATH, content: localStart(), mode: "0755" }] : []),
+  ];
+}
+
 /**
  * The seed's OpenRC netifrc form (/etc/conf.d/net), for documentation and goldens. netifrc adds
  * `dev <iface>` to routes with a gateway itself, so the default route reads as in the seed.

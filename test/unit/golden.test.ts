@@ -24,7 +24,7 @@ import {
   labWan0Network,
   networkXml,
 } from "../../render/libvirt";
-import { confdNetSnippet, policyRoutingScript, rtTablesConf } from "../../render/routing";
+import { confdNetSnippet, ifupHook, localStart, policyRoutingScript, routingUnit, rtTablesConf } from "../../render/routing";
 import { devSpec, devVrrpPassword } from "../fixtures/dev";
 import { TEST_AUTHORIZED_KEY, TEST_HOST_KEY, TEST_JOIN } from "../fixtures/keys";
 import { expectGolden } from "./golden";
@@ -40,6 +40,9 @@ const files: [string, () => string][] = [
   ["common/conf.d-kubelet", () => kubeletConfd()],
   ["common/kubelet-systemd-dropin.conf", () => kubeletSystemdDropIn()],
   ["common/rt_tables.conf", () => rtTablesConf(spec)],
+  ["common/if-up.d-k8s-baremetal-routing", () => ifupHook(spec.nodes[0])],
+  ["common/k8s-baremetal-routing.service", () => routingUnit(spec.nodes[0])],
+  ["common/local.d-k8s-baremetal-routing.start", localStart],
   ["common/cilium-values.yaml", () => ciliumValuesYaml(spec)],
   ["common/containerd-config.toml", () => containerdConfig(spec, spec.nodes[0])],
   ["common/network-wan0.xml", () => networkXml(labWan0Network(spec))],

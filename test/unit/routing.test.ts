@@ -1,5 +1,21 @@
-import { confdNetSnippet, ipCommands, policyRoutes, policyRoutingScript, policyRules, rtTablesConf } from "../../render/routing";
+import {
+  IFUP_HOOK_PATH,
+  LOCAL_START_PATH,
+  ROUTING_SCRIPT_PATH,
+  ROUTING_UNIT_PATH,
+  confdNetSnippet,
+  ifupHook,
+  ipCommands,
+  policyRoutes,
+  policyRoutingScript,
+  policyRules,
+  routingBootFiles,
+  rtTablesConf,
+} from "../../render/routing";
 import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { parseStackConfig } from "../../model/parse";
 import { NAMESPACE, devConfigCopy, devSecretKeys, devSpec } from "../fixtures/dev";
 
@@ -73,5 +89,34 @@ describe("policy routing", () => {
     raw.routing.enabled = false;
     const s = parseStackConfig(NAMESPACE, raw, devSecretKeys);
     expect(ipCommands(s, s.nodes[0])).toEqual([]);
+  });
+});
+
+describe("policy routing at boot", () => {
+  const node = (os: string, init: string) => ({ ...k1, os, init }) as typeof k1;
+  const paths = (os: string, init: string) => routingBootFiles(spec, node(os, init)).map((f) => f.path);
+
+  test("the script, and the hook of what boots the node", () => {
+    expect(paths("gentoo", "openrc")).toEqual([ROUTING_SCRIPT_PATH, LOCAL_START_PATH]);
+    expect(paths("debian", "systemd")).toEqual([ROUTING_SCRIPT_PATH, IFUP_HOOK_PATH, ROUTING_UNIT_PATH]);
+    expect(paths("ubuntu", "none")).toEqual([ROUTING_SCRIPT_PATH, IFUP_HOOK_PATH]);
+    expect(routingBootFiles(spec, k1)[0].content).toBe(policyRoutingScript(spec, k1));
+    const off = parseStackConfig(NAMESPACE, { ...devConfigCopy(), routing: { enabled: false } }, devSecretKeys);
+    expect(routingBootFiles(off, off.nodes[0])).toEqual([]);
+  });
+
+  test("the ifupdown hook runs the script for the node's wan1 only (and for --all)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-ifup-"));
+    try {
+      const hook = ifupHook(k1).replace(ROUTING_SCRIPT_PATH, `${dir}/script`);
+      fs.writeFileSync(`${dir}/script`, "echo applied\n");
+      const run = (iface: string) => execFileSync("sh", ["-c", hook], { env: { IFACE: iface }, encoding: "utf8" });
+      expect(run("wan1")).toBe("applied\n");
+      expect(run("--all")).toBe("applied\n");
+      expect(run("wan0")).toBe("");
+      expect(run("lo")).toBe("");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
