@@ -131,8 +131,23 @@ export const resetCommand = (init: InitSystem) =>
     "kubeadm reset -f",
     "rm -rf /opt/cni/bin/cilium-cni /var/lib/cni",
     "{ [ ! -d /etc/cni/net.d ] || find /etc/cni/net.d -mindepth 1 -delete; }",
+    ciliumCleanupCommand,
     "rm -f /root/.kube/config",
   ].join(" && ");
+
+// What a cilium agent leaves in the host once its pod is gone (it cleans up only when it starts
+// again with clean-cilium-state): its links (the pods' lxc veths go with their containers), the
+// BPF pins that keep its maps and its tcx/cgroup links (programs on wan1, the socket load
+// balancer) alive, its state directory and its iptables chains — cilium's documented manual
+// cleanup — and its routes to the other nodes' pod CIDRs (autoDirectNodeRoutes), which it marks
+// `proto kernel` though they have a gateway, which the kernel's own routes never have.
+export const ciliumCleanupCommand = [
+  "for l in $(ip -o link show | sed -n 's/^[0-9]*: \\(cilium_[a-z_0-9]*\\|lxc[a-z_0-9]*\\)[@:].*/\\1/p'); do ip link delete \"$l\" 2>/dev/null || true; done",
+  "rm -rf /sys/fs/bpf/cilium /sys/fs/bpf/tc/globals/cilium_* /run/cilium/state",
+  "ip -4 route show proto kernel | grep ' via ' | while read -r r; do ip route del $r 2>/dev/null || true; done",
+  "for t in iptables ip6tables; do for m in legacy nft; do s=$t-$m-save; command -v $s >/dev/null || continue; " +
+    "$s 2>/dev/null | grep -q CILIUM || continue; $s | grep -v CILIUM | $t-$m-restore; done; done",
+].join(" && ");
 export const startKubeletCommand = (init: InitSystem) => serviceCommands(init).start("kubelet");
 
 /**
