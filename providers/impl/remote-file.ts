@@ -1,7 +1,7 @@
 // RemoteFile: a whole file the program owns. Probes content and mode; writes only on a
 // difference; a file that existed before is backed up on the host and restored on delete.
 import type * as pulumi from "@pulumi/pulumi";
-import { shq } from "../ssh/shell";
+import { TEMP_PREFIX, shq } from "../ssh/shell";
 import type { Host, SshTarget } from "../ssh/types";
 import { diffOf, hostOf, type Provider } from "./common";
 
@@ -20,6 +20,20 @@ export interface RemoteFileOutputs extends RemoteFileInputs {
 
 export const BACKUP_DIR = "/var/lib/k8s-baremetal/backup";
 const backupPathOf = (path: string) => `${BACKUP_DIR}${path}`;
+
+/**
+ * Keeps the file that was there before at `backup`: the oldest one (a create retried after a
+ * failure must not back up our own file), and whole or not at all — the copy goes to a temp file
+ * beside the backup first, so a full disk cannot leave a truncated backup that a later delete
+ * would restore. The temp file is removed on failure (and swept by a later run if killed).
+ */
+export function backupCommand(path: string, backup: string): string {
+  const b = shq(backup);
+  return (
+    `[ -e ${b} ] || { d=$(dirname ${b}) && mkdir -p "$d" && t=$(mktemp "$d/${TEMP_PREFIX}XXXXXX") && ` +
+    `{ cp -p ${shq(path)} "$t" && mv -f "$t" ${b}; } || { rc=$?; rm -f "$t"; exit $rc; }; }`
+  );
+}
 
 export async function probeFile(host: Host, path: string): Promise<{ content: string; mode: string } | undefined> {
   const r = await host.exec(`[ -f ${shq(path)} ] || exit 3; stat -c %a ${shq(path)}`, { allowFail: true });
@@ -40,10 +54,7 @@ export const provider: Provider<RemoteFileInputs, RemoteFileOutputs> = {
     let backup = "";
     if (current && (current.content !== inputs.content || current.mode !== inputs.mode)) {
       backup = backupPathOf(inputs.path);
-      // Keep the oldest backup: a create retried after a failure must not back up our own file.
-      await host.exec(`[ -e ${shq(backup)} ] || { mkdir -p "$(dirname ${shq(backup)})" && cp -p ${shq(inputs.path)} ${shq(backup)}; }`, {
-        mutates: true,
-      });
+      await host.exec(backupCommand(inputs.path, backup), { mutates: true });
     }
     if (!current || backup) await write(host, inputs);
     const outs: RemoteFileOutputs = { ...inputs, backup };

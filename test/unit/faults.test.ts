@@ -11,6 +11,7 @@ import { OS_FAMILIES as SCHEMA_FAMILIES } from "../../model/schema";
 import { unavailablePackages } from "../../providers/os/configurer";
 import { OS_FAMILIES, familyOf, osMismatch, parseOsRelease } from "../../providers/os/release";
 import { unavailableError } from "../../providers/impl/packages";
+import { backupCommand } from "../../providers/impl/remote-file";
 import { RemoteError } from "../../providers/ssh/errors";
 import { backoffMs, connectBudgetMs } from "../../providers/ssh/connection";
 import { STORE_EXIT, writeFileScript } from "../../providers/ssh/shell";
@@ -151,6 +152,38 @@ describe("a write that cannot be stored", () => {
       expect(err).toMatch(/k8sbm: cannot store the new content in .* \(a full file system\?\); .*f\.conf was not replaced/);
       expect(fs.readFileSync(target, "utf8")).toBe("old\n");
       expect(fs.readdirSync(dir)).toEqual(["f.conf"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the backup of a file the program replaces", () => {
+  test("whole or not at all: a copy stopped midway leaves no backup and no temp file; the oldest backup is kept", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-backup-"));
+    const file = path.join(dir, "etc", "x.conf");
+    const backup = path.join(dir, "backup", "etc", "x.conf");
+    const run = (limit: string) => {
+      try {
+        execFileSync("sh", ["-c", `${limit}${backupCommand(file, backup)}`], { stdio: ["ignore", "pipe", "pipe"] });
+        return 0;
+      } catch (e) {
+        return (e as { status: number }).status;
+      }
+    };
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, "the operator's own\n".repeat(100));
+      // a file-size limit of 512 bytes stops cp midway, as a full disk would
+      expect(run("ulimit -f 1; ")).not.toBe(0);
+      expect(fs.existsSync(backup)).toBe(false);
+      expect(fs.readdirSync(path.dirname(backup))).toEqual([]);
+      expect(run("")).toBe(0);
+      expect(fs.readFileSync(backup, "utf8")).toBe("the operator's own\n".repeat(100));
+      fs.writeFileSync(file, "ours\n");
+      expect(run("")).toBe(0);
+      expect(fs.readFileSync(backup, "utf8")).toBe("the operator's own\n".repeat(100));
+      expect(fs.readdirSync(path.dirname(backup))).toEqual(["x.conf"]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
