@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { SshTarget } from "../providers/ssh/types";
 import { ciliumValues } from "../render/cilium";
 import type { ClusterSpec } from "../model/model";
-import { kubeconfigViaTunnel, openApiTunnel } from "./tunnel";
+import { defaultTunnelPort, kubeconfigViaTunnel, openApiTunnel } from "./tunnel";
 
 export interface CiliumArgs {
   spec: ClusterSpec;
@@ -21,7 +21,8 @@ export function kubernetesProvider(name: string, args: Omit<CiliumArgs, "after">
   const kubeconfig =
     spec.config.cilium.apiAccess === "ssh-tunnel"
       ? pulumi.all([args.adminKubeconfig, pulumi.output(args.tunnelVia)]).apply(async ([kc, via]) => {
-          const t = await openApiTunnel(via, { host: spec.controlPlaneVip.ip, port: spec.config.cluster.apiServerPort });
+          const port = spec.config.cilium.tunnelPort ?? defaultTunnelPort(pulumi.getProject(), pulumi.getStack());
+          const t = await openApiTunnel(via, { host: spec.controlPlaneVip.ip, port: spec.config.cluster.apiServerPort }, port);
           return kubeconfigViaTunnel(kc, t.port, spec.controlPlaneVip.ip);
         })
       : args.adminKubeconfig;

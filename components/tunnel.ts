@@ -8,17 +8,32 @@ export interface Tunnel {
   port: number;
 }
 
-export async function openApiTunnel(via: SshTarget, target: { host: string; port: number }): Promise<Tunnel> {
+/** The tunnel's port when cilium.tunnelPort is not set: stable per project and stack, 38000-39999. */
+export function defaultTunnelPort(project: string, stack: string): number {
+  let h = 0x811c9dc5; // FNV-1a
+  for (const c of Buffer.from(`${project}/${stack}`)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return 38000 + (h % 2000);
+}
+
+export async function openApiTunnel(via: SshTarget, target: { host: string; port: number }, port: number): Promise<Tunnel> {
   // Loaded lazily: only stacks that tunnel pay for ssh2 in the program process.
   const { connect } = await import("../providers/ssh");
   const server = net.createServer((sock) => {
+    // Neither the accepted socket nor its SSH channel keeps the program alive: the Kubernetes
+    // provider holds its connections open until the engine stops it, which it does only once
+    // the program has ended — the program ends when its last resource is done.
+    sock.unref();
     connect(via)
-      .then((h) => h.forwardOut(target.host, target.port))
+      .then((h) => h.forwardOut(target.host, target.port, { holdProcess: false }))
       .then((stream) => sock.pipe(stream).pipe(sock))
       .catch((e: Error) => sock.destroy(e));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  // Do not keep the program alive: it ends when its last resource is done, and so may the tunnel.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e) =>
+      reject(new Error(`cilium.tunnelPort: cannot listen on 127.0.0.1:${port} (${(e as Error).message}); set another port`)),
+    );
+    server.listen(port, "127.0.0.1", resolve);
+  });
   server.unref();
   return { port: (server.address() as net.AddressInfo).port };
 }

@@ -211,6 +211,10 @@ const cilium = z
     // Reach the API through an SSH tunnel via a control-plane node when the VIP is not routable
     // from where `pulumi` runs (typical for the libvirt lab and for private bare-metal networks).
     apiAccess: z.enum(["direct", "ssh-tunnel"]).default("direct"),
+    // The tunnel's local port. It is part of the Kubernetes provider's kubeconfig, so it must be
+    // the same on every run (a new port would show as a provider change); default: one derived
+    // from the project and stack names, in 38000-39999.
+    tunnelPort: z.number().int().min(1024).max(65535).optional(),
     values: z.record(z.unknown()).default({}),
   })
   .strict();

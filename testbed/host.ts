@@ -117,6 +117,9 @@ function setupScript(
 ): string {
   const M = h.merged;
   const lower = h.image ? `${h.image}:/` : "/";
+  // A kube host's /var/lib/containerd is a directory of the machine's disk, as on a server: on the
+  // overlay root containerd's overlayfs snapshotter is refused (an overlay's upper layer cannot be
+  // on an overlay), and the native one copies the whole image for every container.
   // A kube host gets a cgroup2 group of its own, holding every process it starts (a server's
   // cgroup2 root): cilium attaches its socket load balancer to a cgroup2 root, and on one shared
   // kernel every host attaching to the machine's root would answer for the others (kind gives
@@ -130,7 +133,12 @@ set -eu
 read -r gpid _ < /proc/self/stat   # /proc is still the root procfs: the global PID
 echo "$gpid" > '${h.dir}/init.pid.tmp'
 mount -t overlay overlay -o 'lowerdir=${lower},upperdir=${h.upper},workdir=${h.work}' '${M}'
-mount -t proc proc '${M}/proc'
+${
+  h.image
+    ? `mkdir -p '${h.dir}/containerd' '${M}/var/lib/containerd' && mount --bind '${h.dir}/containerd' '${M}/var/lib/containerd'
+`
+    : ""
+}mount -t proc proc '${M}/proc'
 mount --rbind /dev '${M}/dev'
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs '${M}/dev/shm'
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts '${M}/dev/pts'

@@ -44,11 +44,7 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void, opts
     // cilium's agent and operator, the real CoreDNS (replacing the stand-in) and the test
     // workload: linked, not copied (the agent image is large; the cache is in every host's root)
     log("building the cilium images (first time: cilium, CoreDNS from Go modules, rootfs from Debian packages)");
-    const cil = execFileSync("bash", [CILIUM_IMAGES], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-      maxBuffer: 1 << 20,
-    }).trim();
+    const cil = ciliumImages();
     for (const f of fs.readdirSync(path.join(cil, "images")).filter((f) => f.endsWith(".tar"))) {
       const at = path.join(image, "upper", IMAGES_DIR, f);
       fs.rmSync(at, { force: true });
@@ -56,6 +52,11 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void, opts
     }
   }
   return path.join(image, "upper");
+}
+
+/** The lab's cilium images and chart (testbed/cilium-image.sh; built once, then cached): their directory. */
+export function ciliumImages(): string {
+  return execFileSync("bash", [CILIUM_IMAGES], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }).trim();
 }
 
 /** The per-host cgroup roots the lab kubelets made (see node-image/kubelet-supervise). */

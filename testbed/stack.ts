@@ -133,14 +133,63 @@ export function testbedStackConfig(opts: {
  * Stack config for a live cluster on `testbed up --kube` hosts. Each key is a stand-in for what a
  * testbed host cannot be (README, "The testbed's stand-ins"):
  * - cluster.allowCgroupV1: this machine's kernel mounts the cgroup v1 controllers, shared by all hosts;
- * - containerd.snapshotter native: a host's root is an overlay, on which overlayfs snapshots cannot stack;
  * - containerd.restrictOomScoreAdj: this machine lets no process lower its OOM score, not even root.
  */
 export const LIVE_CLUSTER = {
   layers: { kubernetes: true, cilium: false, addons: false },
   cluster: { allowCgroupV1: true },
-  containerd: { snapshotter: "native", restrictOomScoreAdj: true },
+  containerd: { restrictOomScoreAdj: true },
 };
+
+/**
+ * LIVE_CLUSTER with cilium, installed from `chartDir` (the chart of the cilium module the lab's
+ * images are built from: testbed/cilium-image.sh; users keep the chart repository). The values
+ * beyond the seed's are the testbed's stand-ins (README, "The testbed's stand-ins"):
+ * - envoy and the L7 proxy off: cilium-envoy is C++, with no Go module to build its image from;
+ * - cgroup.hostRoot the host's own cgroup2 group, not mounted by cilium: every testbed host shares
+ *   the machine's cgroup2 root, where each host's socket load balancer would answer for all hosts
+ *   (testbed/host.ts gives each host a group and shows it at /run/cilium/cgroupv2; kind nodes get
+ *   a cgroup namespace, and cilium's kind setup sets the same two keys);
+ * - apiAccess ssh-tunnel: the VIP lives in the lab's network namespaces, not routable from here;
+ * - the agent's capabilities without SYS_RESOURCE: this machine's bounding set lacks it (runc:
+ *   "unable to apply caps: operation not permitted"); on kernels >= 5.11 BPF memory is charged to
+ *   the memory cgroup, so the agent does not need it to raise RLIMIT_MEMLOCK.
+ */
+export function liveCilium(chartDir: string): Record<string, unknown> {
+  return {
+    ...LIVE_CLUSTER,
+    layers: { kubernetes: true, cilium: true, addons: false },
+    cilium: {
+      repository: "",
+      chart: chartDir,
+      apiAccess: "ssh-tunnel",
+      values: {
+        envoy: { enabled: false },
+        l7Proxy: false,
+        cgroup: { autoMount: { enabled: false }, hostRoot: "/run/cilium/cgroupv2" },
+        securityContext: {
+          capabilities: {
+            ciliumAgent: [
+              "CHOWN",
+              "KILL",
+              "NET_ADMIN",
+              "NET_RAW",
+              "IPC_LOCK",
+              "SYS_MODULE",
+              "SYS_ADMIN",
+              "DAC_OVERRIDE",
+              "FOWNER",
+              "SETGID",
+              "SETUID",
+              "SYSLOG",
+            ],
+            cleanCiliumState: ["NET_ADMIN", "SYS_MODULE", "SYS_ADMIN"],
+          },
+        },
+      },
+    },
+  };
+}
 
 /** VRRP's sound defaults (no authentication) with unicast peers. */
 export const UNICAST = { authType: "none", unicast: true };

@@ -196,15 +196,15 @@ class PooledConnection {
     this.waiting.shift()?.();
   }
 
-  /** A direct-tcpip channel to host:port as seen from the server; holds the process while open. */
-  forward(host: string, port: number): Promise<Duplex> {
+  /** A direct-tcpip channel to host:port as seen from the server; holds the process while open unless told not to. */
+  forward(host: string, port: number, holdProcess = true): Promise<Duplex> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
         reject(new ChannelOpenError("connection closed"));
         return;
       }
-      this.hold();
-      let held = true;
+      if (holdProcess) this.hold();
+      let held = holdProcess;
       const unhold = () => {
         if (held) {
           held = false;
@@ -549,12 +549,12 @@ class Session implements Host {
     return res;
   }
 
-  async forwardOut(host: string, port: number): Promise<Duplex> {
+  async forwardOut(host: string, port: number, opts: { holdProcess?: boolean } = {}): Promise<Duplex> {
     const t = this.target;
     for (let attempt = 0; ; attempt++) {
       const conn = await pooled(t, this.pinned);
       try {
-        return await conn.forward(host, port);
+        return await conn.forward(host, port, opts.holdProcess ?? true);
       } catch (e) {
         if (await retryOpen(e, conn, attempt)) continue;
         throw new SshConnectionError(t.name, endpointOf(t), `cannot open a tunnel to ${host}:${port}: ${(e as Error).message}`);

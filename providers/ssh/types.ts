@@ -40,8 +40,9 @@ export interface Host {
   readFile(path: string): Promise<Buffer | undefined>;
   /** atomic replace (temp file + rename) with the given octal mode, e.g. 0o644 */
   writeFile(path: string, content: string | Buffer, mode: number): Promise<void>;
-  /** a TCP stream to host:port opened from the node (ssh -L), for the API tunnel */
-  forwardOut(host: string, port: number): Promise<import("stream").Duplex>;
+  /** a TCP stream to host:port opened from the node (ssh -L), for the API tunnel; holdProcess
+   * false: the open channel does not keep the process alive */
+  forwardOut(host: string, port: number, opts?: { holdProcess?: boolean }): Promise<import("stream").Duplex>;
 }
 
 export interface HostStats {

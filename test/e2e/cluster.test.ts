@@ -6,9 +6,9 @@
 // refused at preview and settings rolled out to every member (issue 13).
 //
 // What is not real here, and why: the lab hosts run no init system, so the kubelet is restarted
-// by a small supervisor where systemd would (node-image/kubelet-supervise); there is no CNI
-// (cilium's images cannot be fetched), so nodes stay NotReady and only static and
-// host-network pods run; the coredns/kube-proxy images are stand-ins that never start.
+// by a small supervisor where systemd would (node-image/kubelet-supervise); cilium is off here
+// (the cluster's network is test/e2e/cilium.test.ts's), so nodes stay NotReady and only static
+// and host-network pods run; the coredns/kube-proxy images are stand-ins that never start.
 import * as fs from "fs";
 import * as YAML from "yaml";
 import { describeTestbed } from "../testbed";
@@ -193,7 +193,7 @@ describeTestbed("a live cluster through pulumi up", () => {
       expect(config).toContain('"restrictOOMScoreAdj":true');
       expect(config).toContain('"SystemdCgroup":false');
       // the CRI image service keeps images (so every container's root) on the snapshotter configured
-      expect(await sh(h, `${crictl} imagefsinfo`)).toContain('"mountpoint": "/var/lib/containerd/io.containerd.snapshotter.v1.native"');
+      expect(await sh(h, `${crictl} imagefsinfo`)).toContain('"mountpoint": "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"');
       // the pause image: the static pods run with nothing pulled, so containerd used the
       // imported image the program named (test/kubeadm checks it is the one kubeadm expects)
     }

@@ -3,7 +3,7 @@
 import { parse } from "yaml";
 import { buildKubeconfig, KubeconfigError, parseAdminConf } from "../../providers/impl/kubeconfig";
 import * as initProvider from "../../providers/impl/kubeadm-init";
-import { kubeconfigViaTunnel } from "../../components/tunnel";
+import { defaultTunnelPort, kubeconfigViaTunnel } from "../../components/tunnel";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const CA = b64("-----BEGIN CERTIFICATE-----\nMIIB-ca\n-----END CERTIFICATE-----\n");
@@ -137,5 +137,14 @@ describe("KubeadmInit state without `server`", () => {
     expect((await initProvider.provider.diff!("id", { ...(olds as object), server: "https://10.0.0.1:6443" } as never, news)).changes).toBe(
       true,
     );
+  });
+});
+
+describe("the API tunnel's port", () => {
+  test("stable per project and stack, in 38000-39999, different across stacks", () => {
+    expect(defaultTunnelPort("k8s-baremetal", "dev")).toBe(defaultTunnelPort("k8s-baremetal", "dev"));
+    const ports = ["dev", "prod", "baremetal", "testbed", "lab-2"].map((s) => defaultTunnelPort("k8s-baremetal", s));
+    for (const p of ports) (expect(p).toBeGreaterThanOrEqual(38000), expect(p).toBeLessThan(40000));
+    expect(new Set(ports).size).toBe(ports.length);
   });
 });

@@ -1,0 +1,63 @@
+// Benchmark: bare lab hosts to a cluster that carries traffic — `pulumi up` of 3 control planes
+// and 1 worker with cilium (its Helm release through the SSH tunnel) on `testbed up --kube
+// --cilium` hosts, then every node Ready and every agent healthy — through the real CLI. Prints
+// wall times of the lab's start, the first `up`, all nodes Ready, a no-op `up`, a `preview` and
+// `destroy`. The failover figures with cilium come from test/e2e/cilium.test.ts (it prints them).
+// Usage: npm run bench:cilium
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { down, hostExec, up } from "../testbed";
+import { ciliumImages } from "../testbed/node-image";
+import { TestbedStack, liveCilium, testbedStackConfig } from "../testbed/stack";
+
+const LAB = "bench-cilium";
+const BASE_PORT = 22150;
+
+async function main(): Promise<void> {
+  const row = (what: string, seconds: number) => console.log(`${what.padEnd(44)} ${seconds.toFixed(1).padStart(6)} s`);
+  const t0 = Date.now();
+  const lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true });
+  row("lab hosts up (images imported at first up)", (Date.now() - t0) / 1000);
+  const stack = new TestbedStack(
+    testbedStackConfig({ basePort: BASE_PORT, extra: liveCilium(path.join(ciliumImages(), "chart", "cilium")) }),
+  );
+  try {
+    const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
+    doc.config["k8s-baremetal:nodes"] = lab.hosts.map((h, i) => ({
+      name: h.name,
+      roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
+      ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey },
+      wan0: { interface: "wan0", address: h.ifaces.wan0.cidr },
+      wan1: { interface: "wan1", address: h.ifaces.wan1.cidr },
+    }));
+    fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+    stack.init(lab, "benchpw1", { hostKeys: false });
+    const t1 = Date.now();
+    row("first up (init, 2 joins, cilium, worker)", stack.run(["up", "--yes", "--skip-preview"]).seconds);
+    for (;;) {
+      const out = (
+        await hostExec(
+          lab,
+          "k8s-1",
+          `kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'`,
+        )
+      ).stdout;
+      if (out.split("\n").filter((l) => l === "True").length === 4) break;
+      if (Date.now() - t1 > 30 * 60_000) throw new Error(`nodes not Ready after 30 min:\n${out}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    row("bare hosts to 4 nodes Ready with cilium", (Date.now() - t1) / 1000);
+    row("no-op up", stack.run(["up", "--yes", "--skip-preview"]).seconds);
+    row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
+    row("destroy", stack.run(["destroy", "--yes", "--skip-preview"]).seconds);
+  } finally {
+    stack.remove();
+    await down(LAB);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+// A machine on a lab segment that is not a node: the seed's client out on the shadow network
+// (the vSwitch side), reaching the cluster only through the segment's wire.
+import { spawn } from "child_process";
+import { run, testbedEnv } from "./processes";
+import { SEGMENTS, nsPrefix, type SegmentName, type TestbedState } from "./state";
+import type { HostExecResult } from "./exec";
+
+export interface TestbedClient {
+  netns: string;
+  /** `sh -c cmd` in the client's network namespace; rejects on a non-zero exit unless allowFail */
+  exec(cmd: string, opts?: { allowFail?: boolean; timeoutMs?: number }): Promise<HostExecResult>;
+}
+
+/**
+ * Adds (or replaces) client `name` on `segment` with `cidr` (e.g. "10.118.11.1/24" on wan1's
+ * segment, the seed's shadow network). Its namespace carries the lab's prefix: `down` removes it.
+ */
+export function addClient(lab: TestbedState, name: string, segment: SegmentName, cidrs: string[]): TestbedClient {
+  const netns = `${nsPrefix(lab.name)}${name}`;
+  const swEnd = `c-${name}`.slice(0, 15);
+  run("ip", ["netns", "del", netns], { allowFail: true });
+  run("ip", ["netns", "add", netns]);
+  run("ip", ["-n", lab.switchNetns, "-batch", "-"], {
+    input:
+      [`link add ${swEnd} type veth peer name eth0 netns ${netns}`, `link set ${swEnd} master ${SEGMENTS[segment].bridge} up`].join("\n") +
+      "\n",
+  });
+  run("ip", ["-n", netns, "-batch", "-"], {
+    input: ["link set lo up", ...cidrs.map((c) => `addr add ${c} dev eth0`), "link set eth0 up"].join("\n") + "\n",
+  });
+  const exec = (cmd: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}) =>
+    new Promise<HostExecResult>((resolve, reject) => {
+      const c = spawn("ip", ["netns", "exec", netns, "/bin/sh", "-c", cmd], {
+        env: testbedEnv(lab.name),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      c.stdout!.on("data", (d: Buffer) => out.push(d));
+      c.stderr!.on("data", (d: Buffer) => err.push(d));
+      const timer = setTimeout(() => c.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+      c.on("error", reject);
+      c.on("close", (code, sig) => {
+        clearTimeout(timer);
+        const r = {
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+          code: code ?? (sig ? 128 : 1),
+        };
+        if (r.code !== 0 && !opts.allowFail)
+          reject(new Error(`client ${name}: ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
+        else resolve(r);
+      });
+    });
+  return { netns, exec };
+}
