@@ -1,9 +1,8 @@
 // A machine on a lab segment that is not a node: the seed's client out on the shadow network
 // (the vSwitch side), reaching the cluster only through the segment's wire.
-import { spawn } from "child_process";
 import { run, testbedEnv } from "./processes";
 import { SEGMENTS, nsPrefix, type SegmentName, type TestbedState } from "./state";
-import type { HostExecResult } from "./exec";
+import { collect, type HostExecResult } from "./exec";
 
 export interface TestbedClient {
   netns: string;
@@ -29,28 +28,6 @@ export function addClient(lab: TestbedState, name: string, segment: SegmentName,
     input: ["link set lo up", ...cidrs.map((c) => `addr add ${c} dev eth0`), "link set eth0 up"].join("\n") + "\n",
   });
   const exec = (cmd: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}) =>
-    new Promise<HostExecResult>((resolve, reject) => {
-      const c = spawn("ip", ["netns", "exec", netns, "/bin/sh", "-c", cmd], {
-        env: testbedEnv(lab.name),
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      c.stdout!.on("data", (d: Buffer) => out.push(d));
-      c.stderr!.on("data", (d: Buffer) => err.push(d));
-      const timer = setTimeout(() => c.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
-      c.on("error", reject);
-      c.on("close", (code, sig) => {
-        clearTimeout(timer);
-        const r = {
-          stdout: Buffer.concat(out).toString("utf8"),
-          stderr: Buffer.concat(err).toString("utf8"),
-          code: code ?? (sig ? 128 : 1),
-        };
-        if (r.code !== 0 && !opts.allowFail)
-          reject(new Error(`client ${name}: ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
-        else resolve(r);
-      });
-    });
+    collect("ip", ["netns", "exec", netns, "/bin/sh", "-c", cmd], `client ${name}`, cmd, { ...opts, env: testbedEnv(lab.name) });
   return { netns, exec };
 }

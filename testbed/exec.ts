@@ -22,11 +22,28 @@ export function hostExec(
 ): Promise<HostExecResult> {
   const st = typeof lab === "string" ? load(lab) : lab;
   const h = hostOf(st, host);
+  return collect(
+    "nsenter",
+    ["-t", String(h.pids.init), "-m", "-u", "-n", "-p", "-r", "-w", "--", "/bin/sh", "-c", cmd],
+    `${host} (testbed ${st.name})`,
+    cmd,
+    { ...opts, env: testbedEnv(st.name) },
+  );
+}
+
+/**
+ * Runs a lab command to its end, collecting its output; rejects on a non-zero exit (naming
+ * `who` and the command) unless allowFail; SIGKILLed after timeoutMs (default 60 s).
+ */
+export function collect(
+  file: string,
+  args: string[],
+  who: string,
+  cmd: string,
+  opts: { stdin?: string | Buffer; allowFail?: boolean; timeoutMs?: number; env: NodeJS.ProcessEnv },
+): Promise<HostExecResult> {
   return new Promise((resolve, reject) => {
-    const c = spawn("nsenter", ["-t", String(h.pids.init), "-m", "-u", "-n", "-p", "-r", "-w", "--", "/bin/sh", "-c", cmd], {
-      env: testbedEnv(st.name),
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const c = spawn(file, args, { env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     c.stdout!.on("data", (d: Buffer) => out.push(d));
@@ -39,8 +56,7 @@ export function hostExec(
     c.on("close", (code, sig) => {
       clearTimeout(timer);
       const r = { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), code: code ?? (sig ? 128 : 1) };
-      if (r.code !== 0 && !opts.allowFail)
-        reject(new Error(`${host} (testbed ${st.name}): ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
+      if (r.code !== 0 && !opts.allowFail) reject(new Error(`${who}: ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`));
       else resolve(r);
     });
     // a command that exits without reading stdin closes the pipe first: that is not an error
