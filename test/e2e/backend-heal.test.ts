@@ -18,10 +18,14 @@ const env = {
 };
 const wrapper = (args: string[]) => spawnSync(path.join(ROOT, "scripts/pulumi"), args, { cwd: ROOT, env, encoding: "utf8" });
 
-afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+const stack = `heal-${process.pid}`;
+
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(path.join(ROOT, `Pulumi.${stack}.yaml`), { force: true }); // what `stack init` wrote
+});
 
 test("an empty state sidecar: the raw CLI fails to load the checkpoint, scripts/pulumi repairs it", () => {
-  const stack = `heal-${process.pid}`;
   expect(wrapper(["stack", "init", stack]).status).toBe(0);
   const dir = path.join(work, ".pulumi", "stacks", "k8s-baremetal");
   const attrs = fs.readdirSync(dir).filter((f) => f.startsWith(stack) && f.endsWith(".json.attrs"));
