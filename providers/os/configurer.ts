@@ -68,7 +68,12 @@ const noInit: ServiceCommands = {
   isRunning: (n) => `pgrep -x ${shq(n)} >/dev/null`,
   isEnabled: () => undefined,
   start: (n) => `/etc/init.d/${n} start`,
-  stop: (n) => `/etc/init.d/${n} stop`,
+  // an init script's stop signals and returns (systemctl stop waits): wait for the process to
+  // go, and end what a stale pid file hid from the script, so "stopped" means stopped
+  stop: (n) =>
+    `(/etc/init.d/${n} stop; i=0; while pgrep -x ${shq(n)} >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; ` +
+    `if pgrep -x ${shq(n)} >/dev/null; then pkill -x ${shq(n)}; sleep 1; fi; ` +
+    `! pgrep -x ${shq(n)} >/dev/null || { echo "${n} still running after its stop" >&2; exit 1; })`,
   restart: (n) => `/etc/init.d/${n} restart`,
   reload: (n) => `/etc/init.d/${n} reload`,
   enable: () => undefined,
