@@ -4,12 +4,10 @@
 // wall times of the lab's start, the first `up`, all nodes Ready, a no-op `up`, a `preview` and
 // `destroy`. The failover figures with cilium come from test/e2e/cilium.test.ts (it prints them).
 // Usage: npm run bench:cilium
-import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { down, hostExec, up } from "../testbed";
 import { ciliumImages } from "../testbed/node-image";
-import { TestbedStack, liveCilium, testbedStackConfig } from "../testbed/stack";
+import { TestbedStack, liveCilium, seedNodes, testbedStackConfig } from "../testbed/stack";
 
 const LAB = "bench-cilium";
 const BASE_PORT = 22150;
@@ -20,18 +18,12 @@ async function main(): Promise<void> {
   const lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true });
   row("lab hosts up (images imported at first up)", (Date.now() - t0) / 1000);
   const stack = new TestbedStack(
-    testbedStackConfig({ basePort: BASE_PORT, extra: liveCilium(path.join(ciliumImages(), "chart", "cilium")) }),
+    testbedStackConfig({
+      basePort: BASE_PORT,
+      extra: { ...liveCilium(path.join(ciliumImages(), "chart", "cilium")), nodes: seedNodes(lab) },
+    }),
   );
   try {
-    const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
-    doc.config["k8s-baremetal:nodes"] = lab.hosts.map((h, i) => ({
-      name: h.name,
-      roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
-      ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey },
-      wan0: { interface: "wan0", address: h.ifaces.wan0.cidr },
-      wan1: { interface: "wan1", address: h.ifaces.wan1.cidr },
-    }));
-    fs.writeFileSync(stack.configFile, YAML.stringify(doc));
     stack.init(lab, "benchpw1", { hostKeys: false });
     const t1 = Date.now();
     row("first up (init, 2 joins, cilium, worker)", stack.run(["up", "--yes", "--skip-preview"]).seconds);
@@ -50,7 +42,7 @@ async function main(): Promise<void> {
     row("bare hosts to 4 nodes Ready with cilium", (Date.now() - t1) / 1000);
     row("no-op up", stack.run(["up", "--yes", "--skip-preview"]).seconds);
     row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
-    row("destroy", stack.run(["destroy", "--yes", "--skip-preview"]).seconds);
+    row("destroy", stack.run(["destroy", "--yes", "--skip-preview", "--run-program"]).seconds);
   } finally {
     stack.remove();
     await down(LAB);

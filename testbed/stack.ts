@@ -191,5 +191,19 @@ export function liveCilium(chartDir: string): Record<string, unknown> {
   };
 }
 
+/**
+ * The stack's nodes for a live cluster on these lab hosts, their recorded host keys pinned: the
+ * seed's roles (k8s-1..3 control plane + balancer, the rest workers).
+ */
+export function seedNodes(lab: TestbedState): Record<string, unknown>[] {
+  return lab.hosts.map((h, i) => ({
+    name: h.name,
+    roles: i < 3 ? ["control-plane", "balancer"] : ["worker"],
+    ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey },
+    wan0: { interface: "wan0", address: h.ifaces.wan0.cidr },
+    wan1: { interface: "wan1", address: h.ifaces.wan1.cidr },
+  }));
+}
+
 /** VRRP's sound defaults (no authentication) with unicast peers. */
 export const UNICAST = { authType: "none", unicast: true };

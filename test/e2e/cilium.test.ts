@@ -18,7 +18,7 @@ import { describeTestbed } from "../testbed";
 import { down, hostExec, hostOf, up, type TestbedState } from "../../testbed";
 import { addClient, type TestbedClient } from "../../testbed/client";
 import { ciliumImages } from "../../testbed/node-image";
-import { ROOT, TestbedStack, liveCilium, testbedStackConfig } from "../../testbed/stack";
+import { ROOT, TestbedStack, liveCilium, seedNodes, testbedStackConfig } from "../../testbed/stack";
 import { holdersOf, waitForHolder } from "../../testbed/vrrp";
 import { closeAll } from "../../providers/ssh";
 
@@ -26,7 +26,6 @@ jest.setTimeout(20 * 60_000);
 
 const LAB = "cilium";
 const BASE_PORT = 22190;
-const CP = ["control-plane", "balancer"];
 const EXTERNAL = ["10.118.11.20", "10.118.11.21", "10.118.11.22"];
 /** the client on the shadow segment (the seed's vSwitch network), not a node */
 const CLIENT = "10.118.11.50";
@@ -156,16 +155,7 @@ describeTestbed("cilium: the live cluster's network through pulumi up", () => {
   beforeAll(async () => {
     lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true });
     const chart = path.join(ciliumImages(), "chart", "cilium");
-    stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, extra: liveCilium(chart) }));
-    const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, any> };
-    doc.config["k8s-baremetal:nodes"] = lab.hosts.map((h, i) => ({
-      name: h.name,
-      roles: i < 3 ? CP : ["worker"],
-      ssh: { host: "127.0.0.1", port: h.ssh.port, hostKey: h.hostKey },
-      wan0: { interface: "wan0", address: h.ifaces.wan0.cidr },
-      wan1: { interface: "wan1", address: h.ifaces.wan1.cidr },
-    }));
-    fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+    stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, extra: { ...liveCilium(chart), nodes: seedNodes(lab) } }));
     stack.init(lab, "C1lium0k", { hostKeys: false });
     // a machine on the wan1 segment that is no node: on the shadow network (the external IPs)
     // and on the nodes' network (the API VIP, NodePorts)
