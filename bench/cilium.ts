@@ -2,12 +2,13 @@
 // and 1 worker with cilium (its Helm release through the SSH tunnel) on `testbed up --kube
 // --cilium` hosts, then every node Ready and every agent healthy — through the real CLI. Prints
 // wall times of the lab's start, the first `up`, all nodes Ready, a no-op `up`, a `preview` and
-// `destroy`. The failover figures with cilium come from test/e2e/cilium.test.ts (it prints them).
+// `destroy`, and where the no-op `up` and `preview` spend their time (bench/timing.ts). The failover figures with cilium come from test/e2e/cilium.test.ts (it prints them).
 // Usage: npm run bench:cilium
 import * as path from "path";
 import { down, hostExec, up } from "../testbed";
 import { ciliumImages } from "../testbed/node-image";
 import { TestbedStack, liveCilium, seedNodes, testbedStackConfig } from "../testbed/stack";
+import { timed, timedTable, timingEnv } from "./timing";
 
 const LAB = "bench-cilium";
 const BASE_PORT = 22150;
@@ -17,11 +18,13 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true });
   row("lab hosts up (images imported at first up)", (Date.now() - t0) / 1000);
+  const timing = path.join(lab.stateDir, "timing.jsonl");
   const stack = new TestbedStack(
     testbedStackConfig({
       basePort: BASE_PORT,
       extra: { ...liveCilium(path.join(ciliumImages(), "chart", "cilium")), nodes: seedNodes(lab) },
     }),
+    timingEnv(timing),
   );
   try {
     stack.init(lab, "benchpw1", { hostKeys: false });
@@ -40,8 +43,11 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 2000));
     }
     row("bare hosts to 4 nodes Ready with cilium", (Date.now() - t1) / 1000);
-    row("no-op up", stack.run(["up", "--yes", "--skip-preview"]).seconds);
-    row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
+    const noop = timed(timing, () => stack.run(["up", "--yes", "--skip-preview"]));
+    row("no-op up", noop.seconds);
+    const preview = timed(timing, () => stack.run(["preview", "--expect-no-changes"]));
+    row("preview", preview.seconds);
+    console.log(`\n${timedTable(["live cluster + cilium no-op up", "preview"], [noop, preview])}\n`);
     row("destroy", stack.run(["destroy", "--yes", "--skip-preview", "--run-program"]).seconds);
   } finally {
     stack.remove();

@@ -2,13 +2,14 @@
 // containerd, kubelet, etcd and the control plane) through the real CLI. Prints wall times of
 // the first `up` (init + 2 control-plane joins + 1 worker), a no-op `up`, a `preview`, adding a
 // worker, replacing the first control plane, and `destroy`, with the SSH layer's per-host
-// counters for the no-op run. Usage: npm run bench:cluster
+// counters for the no-op run and where the no-op `up` and `preview` spend their time
+// (bench/timing.ts). Usage: npm run bench:cluster
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { down, up, type TestbedState } from "../testbed";
 import { LIVE_CLUSTER, TestbedStack, testbedStackConfig } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
+import { timed, timedTable, timingEnv } from "./timing";
 
 const LAB = "bench-cluster";
 const BASE_PORT = 22140;
@@ -28,20 +29,19 @@ function nodes(lab: TestbedState, spec: [number, string[]][]) {
 }
 
 function setNodes(stack: TestbedStack, list: ReturnType<typeof nodes>): void {
-  const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, unknown> };
-  doc.config["k8s-baremetal:nodes"] = list;
-  fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+  stack.editConfig((c) => (c.nodes = list));
 }
 
 async function main(): Promise<void> {
   const lab = await up(6, LAB, { basePort: BASE_PORT, kube: true });
   const stats = path.join(lab.stateDir, "ssh-stats.jsonl");
+  const timing = path.join(lab.stateDir, "timing.jsonl");
   const stack = new TestbedStack(
     testbedStackConfig({
       basePort: BASE_PORT,
       extra: LIVE_CLUSTER,
     }),
-    { K8SBM_SSH_STATS: stats },
+    { K8SBM_SSH_STATS: stats, ...timingEnv(timing) },
   );
   const row = (what: string, seconds: number, extra = "") =>
     console.log(`${what.padEnd(44)} ${seconds.toFixed(1).padStart(6)} s  ${extra}`);
@@ -58,9 +58,11 @@ async function main(): Promise<void> {
     stack.init(lab, "benchpw1", { hostKeys: false });
     row("first up (init, 2 control-plane joins, worker)", stack.run(["up", "--yes", "--skip-preview"]).seconds);
     fs.rmSync(stats, { force: true });
-    const noop = stack.run(["up", "--yes", "--skip-preview"]);
+    const noop = timed(timing, () => stack.run(["up", "--yes", "--skip-preview"]));
     row("no-op up", noop.seconds, perHost(readStats(stats)));
-    row("preview", stack.run(["preview", "--expect-no-changes"]).seconds);
+    const preview = timed(timing, () => stack.run(["preview", "--expect-no-changes"]));
+    row("preview", preview.seconds);
+    console.log(`\n${timedTable(["live cluster no-op up", "live cluster preview"], [noop, preview])}\n`);
     setNodes(
       stack,
       nodes(lab, [

@@ -13,17 +13,15 @@
 //   --no-breakdown no instrumentation (NODE_OPTIONS preload), plain wall times
 //   --up-only      only the first and the no-op `up` (the scale run: npm run bench -- 4 64 --up-only)
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { down, up } from "../testbed";
 import { ROOT, TestbedStack, testbedStackConfig } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
-import { breakdown, readTiming, table, type Row } from "./timing";
+import { timed, timedTable, timingEnv, type Timed } from "./timing";
 
 const LAB = "bench";
 /** hosts listen on 23101… (the e2e suites and bench:cluster use 220xx-221xx) */
 const BASE_PORT = 23100;
-const PRELOAD = path.join(__dirname, "timing-preload.js");
 
 interface Opts {
   sizes: number[];
@@ -50,10 +48,7 @@ function parse(argv: string[]): Opts {
   return o;
 }
 
-interface Measured {
-  seconds: number;
-  load: number;
-  rows: Row[];
+interface Measured extends Timed {
   out: string;
   code: number;
 }
@@ -67,18 +62,13 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
   const timingFile = path.join(lab.stateDir, "timing.jsonl");
   const env: Record<string, string> = { K8SBM_SSH_STATS: statsFile };
   if (o.instrument) {
-    env.K8SBM_TIMING = timingFile;
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --require ${PRELOAD}`.trim();
+    Object.assign(env, timingEnv(timingFile));
   }
   const stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, hosts: n }), env);
   stack.projectDir = o.compat ?? o.program ?? ROOT;
   const measure = (args: string[], allowFail = false): Measured => {
-    readTiming(timingFile);
-    const load = os.loadavg()[0];
-    const t0 = Date.now();
-    const r = stack.run(args, { allowFail });
-    const t1 = Date.now();
-    return { seconds: r.seconds, load, rows: o.instrument ? breakdown(readTiming(timingFile), t0, t1) : [], out: r.out, code: r.code };
+    const m = timed(timingFile, () => stack.run(args, { allowFail }));
+    return { ...m, rows: o.instrument ? m.rows : [] };
   };
   try {
     stack.init(lab, "benchpw1");
@@ -138,12 +128,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
     summary.push(...lines);
     if (o.instrument) {
       breakdowns.push({ title: `${n} hosts no-op up`, m: noop }, { title: `${n} hosts preview`, m: preview });
-      console.log(
-        table(
-          [`no-op up`, `preview`, `config-error preview`],
-          [noop, preview, bad].map((m) => ({ rows: m.rows, wall: m.seconds * 1000, load: m.load })),
-        ),
-      );
+      console.log(timedTable([`no-op up`, `preview`, `config-error preview`], [noop, preview, bad]));
     }
     stack.run(["destroy", "--yes", "--skip-preview"]);
   } finally {
@@ -160,9 +145,9 @@ async function main(): Promise<void> {
   if (breakdowns.length) {
     console.log("\n# Where the time goes (median runs)\n");
     console.log(
-      table(
+      timedTable(
         breakdowns.map((b) => b.title),
-        breakdowns.map((b) => ({ rows: b.m.rows, wall: b.m.seconds * 1000, load: b.m.load })),
+        breakdowns.map((b) => b.m),
       ),
     );
   }

@@ -4,6 +4,8 @@
 // process starts and exits, package and program loads, TypeScript compilation, closure
 // serialisation, provider method calls and SSH connects and commands.
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 
 export interface TimingEvent {
   /** epoch milliseconds */
@@ -138,4 +140,34 @@ export function table(titles: string[], runs: { rows: Row[]; wall: number; load:
   lines.push(`| **wall time** | ${runs.map((r) => `**${fmt(r.wall)}**`).join(" | ")} |`);
   lines.push(`| load (1-min average) at start | ${runs.map((r) => r.load.toFixed(2)).join(" | ")} |`);
   return lines.join("\n");
+}
+
+/** The environment that instruments a run: its processes append events to `file` (K8SBM_TIMING). */
+export function timingEnv(file: string): Record<string, string> {
+  const preload = path.join(__dirname, "timing-preload.js");
+  return { K8SBM_TIMING: file, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${preload}`.trim() };
+}
+
+/** A run's wall time, the machine's load when it started and its breakdown. */
+export interface Timed {
+  seconds: number;
+  load: number;
+  rows: Row[];
+}
+
+/** Runs `run` (one CLI command) and adds its load at start and breakdown from `file`'s events. */
+export function timed<R extends { seconds: number }>(file: string, run: () => R): R & Timed {
+  readTiming(file);
+  const load = os.loadavg()[0];
+  const t0 = Date.now();
+  const r = run();
+  return { ...r, load, rows: breakdown(readTiming(file), t0, Date.now()) };
+}
+
+/** `table` of timed runs. */
+export function timedTable(titles: string[], runs: Timed[]): string {
+  return table(
+    titles,
+    runs.map((m) => ({ rows: m.rows, wall: m.seconds * 1000, load: m.load })),
+  );
 }

@@ -1,11 +1,14 @@
 // Cilium: the CNI and kube-proxy replacement, as a Helm release (seed §5), installed once the
-// first control plane is up and before workers join. The Kubernetes provider is built from the
+// first control plane is up and before workers join; with addons.gateway.implementation cilium,
+// also the Gateway API implementation (its CRDs first). The Kubernetes provider is built from the
 // admin kubeconfig output (direct, or through an SSH tunnel via the first control plane).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { SshTarget } from "../providers/ssh/types";
+import { gatewayOnCilium, planGatewayApiCrds } from "../render/addons";
 import { ciliumValues } from "../render/cilium";
 import type { ClusterSpec } from "../model/model";
+import { gatewayApiCrds } from "./gateway-api";
 import { defaultTunnelPort, kubeconfigViaTunnel, openApiTunnel } from "./tunnel";
 
 export interface CiliumArgs {
@@ -37,6 +40,10 @@ export class Cilium extends pulumi.ComponentResource {
     super("k8sbm:index:Cilium", name, {}, opts);
     const c = args.spec.config.cilium;
     this.provider = kubernetesProvider(`${name}-k8s`, args, this);
+    // cilium as the Gateway API implementation: its operator looks for the CRDs when it starts
+    const crds = gatewayOnCilium(args.spec.config)
+      ? gatewayApiCrds(`${name}-gateway-api-crds`, planGatewayApiCrds(args.spec.config.addons), { parent: this, provider: this.provider })
+      : undefined;
     this.release = new k8s.helm.v3.Release(
       name,
       {
@@ -49,7 +56,7 @@ export class Cilium extends pulumi.ComponentResource {
         atomic: true,
         timeout: 900,
       },
-      { parent: this, provider: this.provider, dependsOn: args.after },
+      { parent: this, provider: this.provider, dependsOn: crds ? crds.ready.apply((r) => [...args.after, ...r]) : args.after },
     );
     this.registerOutputs({ status: this.release.status });
   }

@@ -4,6 +4,7 @@
 // later is a plain removal and the cluster moves on to the next node. Workers join in Workers,
 // after the network.
 import * as pulumi from "@pulumi/pulumi";
+import type { RestoreFiles } from "../config";
 import type { ClusterSpec, NodeSpec } from "../model/model";
 import { serviceCommands } from "../providers/os/configurer";
 import { KubeadmInit, KubeadmJoin, RemoteFile } from "../providers/resources";
@@ -18,6 +19,8 @@ export interface ControlPlaneArgs {
   after: pulumi.Resource[];
   /** rehearse with `kubeadm init --dry-run` instead of creating the cluster */
   dryRun?: boolean;
+  /** with no cluster, initialise it from this snapshot (etcdBackup.restoreFrom) */
+  restore?: RestoreFiles;
 }
 
 /** Stops keepalived on a node that runs it, so its VIPs move before it leaves the cluster. */
@@ -25,6 +28,13 @@ function handOverCommand(spec: ClusterSpec, node: NodeSpec): string {
   if (!spec.config.layers.keepalived || !(node.controlPlane || node.balancer)) return "";
   const svc = serviceCommands(node.init);
   return `if ${svc.isRunning("keepalived")}; then ${svc.stop("keepalived")}; fi`;
+}
+
+/** How a control plane's keepalived lets the API VIP go during a certificate renewal, and takes part again. */
+function vipHandOver(spec: ClusterSpec, node: NodeSpec): { stop: string; start: string } | null {
+  if (!spec.config.layers.keepalived || !node.controlPlane) return null;
+  const svc = serviceCommands(node.init);
+  return { stop: svc.stop("keepalived"), start: svc.start("keepalived") };
 }
 
 /** The names index.ts gives the two components a node's membership lives under. */
@@ -44,8 +54,9 @@ function otherRole(node: NodeSpec): pulumi.Alias {
 }
 
 /** A node's KubeadmJoin inputs. */
-export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string, PreparedNode>) {
+export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string, PreparedNode>, generation: pulumi.Input<string>) {
   return {
+    generation,
     handOver: handOverCommand(spec, node),
     init: node.init,
     connection: hosts[node.name].connection,
@@ -56,6 +67,9 @@ export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string
     joinConfiguration: kubeadm.joinConfiguration(spec, node),
     configPath: kubeadm.KUBEADM_JOIN_PATH,
     settings: memberSettings(kubeadm.kubeadmInitConfig(spec, spec.controlPlanes[0]), node.controlPlane),
+    renewCertificatesBeforeDays: spec.config.certificates.renewBeforeDays,
+    vip: spec.controlPlaneVip.ip,
+    vipHandOver: vipHandOver(spec, node),
   };
 }
 
@@ -93,6 +107,8 @@ export class ControlPlane extends pulumi.ComponentResource {
         untaint: spec.config.cluster.untaintControlPlane,
         dryRun: args.dryRun ?? false,
         server: `https://${spec.controlPlaneEndpoint}`,
+        restore: args.restore ? { ...args.restore, advertiseAddress: first.wan1.ip } : null,
+        renewCertificatesBeforeDays: spec.config.certificates.renewBeforeDays,
       },
       { parent: this, dependsOn: [configFile, ...args.after], aliases: [{ name: `${first.name}-kubeadm-init` }] },
     );
@@ -104,7 +120,7 @@ export class ControlPlane extends pulumi.ComponentResource {
   /** `node` joins as a control plane, after the previous member (etcd grows by one each step). */
   join(node: NodeSpec): KubeadmJoin {
     const { spec, hosts } = this.args;
-    const member = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(spec, node, hosts), {
+    const member = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(spec, node, hosts, this.init.generation), {
       parent: this,
       dependsOn: [this.members[this.members.length - 1], ...hosts[node.name].prepared],
       aliases: [otherRole(node)],
@@ -119,6 +135,8 @@ export interface WorkersArgs {
   hosts: Record<string, PreparedNode>;
   /** the network must be up before workers join (seed §5) */
   after: pulumi.Resource[];
+  /** the cluster's generation (ControlPlane's init): a cluster made anew has them join again */
+  generation: pulumi.Input<string>;
 }
 
 export class Workers extends pulumi.ComponentResource {
@@ -126,7 +144,7 @@ export class Workers extends pulumi.ComponentResource {
   constructor(name: string, args: WorkersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("k8sbm:index:Workers", name, {}, opts);
     for (const node of args.spec.workers)
-      this.members[node.name] = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(args.spec, node, args.hosts), {
+      this.members[node.name] = new KubeadmJoin(`${node.name}-kubeadm-join`, joinArgs(args.spec, node, args.hosts, args.generation), {
         parent: this,
         dependsOn: [...args.after, ...args.hosts[node.name].prepared],
         aliases: [otherRole(node)],

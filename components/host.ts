@@ -45,6 +45,16 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
       privateKey: secrets.sshPrivateKey,
       connectTimeoutMs: config.ssh.connectTimeoutSeconds * 1000,
       retries: config.ssh.retries,
+      ...(node.ssh.jump
+        ? {
+            via: {
+              ...node.ssh.jump,
+              privateKey: secrets.sshPrivateKey,
+              connectTimeoutMs: config.ssh.connectTimeoutSeconds * 1000,
+              retries: config.ssh.retries,
+            },
+          }
+        : {}),
     };
     const pinned = node.ssh.hostKey ?? args.pinnedHostKey;
     const identity = new SshHost(

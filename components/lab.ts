@@ -4,7 +4,9 @@
 // no manual step.
 import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
-import { LibvirtDomain, LibvirtNetwork, LibvirtVolume, SshKeyPair } from "../providers/resources";
+import { LibvirtDomain, LibvirtHypervisor, LibvirtImage, LibvirtNetwork, LibvirtVolume, SshKeyPair } from "../providers/resources";
+import { baseVolumeName } from "../providers/libvirt/image-download";
+import { isImageUrl } from "../model/checks";
 import * as lv from "../render/libvirt";
 import type { ClusterSpec } from "../model/model";
 
@@ -32,18 +34,39 @@ export class LibvirtLab extends pulumi.ComponentResource {
     super("k8sbm:index:LibvirtLab", name, {}, opts);
     const { spec, secrets } = args;
     const lab = spec.config.lab;
-    const p = { parent: this };
+    // checked at preview, before anything is made on the hypervisor
+    const hypervisor = new LibvirtHypervisor(
+      `${name}-hypervisor`,
+      { uri: lab.uri, pool: lab.pool, domainType: lab.domainType },
+      { parent: this },
+    );
+    const p = { parent: this, dependsOn: [hypervisor] };
     const networks = [lv.labWan0Network(spec), lv.labShadowNetwork(spec)].map(
       (net) => new LibvirtNetwork(`${name}-net-${net.name}`, { uri: lab.uri, name: net.name, xml: lv.networkXml(net) }, p),
     );
     const authorized = secrets.sshPrivateKey.apply(publicKeyOf);
+    // A URL is downloaded and verified once, then the disks are overlays on its pool volume.
+    const baseImage: pulumi.Input<string | undefined> =
+      lab.baseImage && isImageUrl(lab.baseImage)
+        ? new LibvirtImage(
+            `${name}-base-image`,
+            {
+              uri: lab.uri,
+              pool: lab.pool,
+              name: baseVolumeName(lab.baseImageChecksum!),
+              url: lab.baseImage,
+              checksum: lab.baseImageChecksum!,
+            },
+            p,
+          ).path
+        : lab.baseImage;
 
     for (const node of spec.nodes) {
       const hostKey = new SshKeyPair(`${node.name}-host-key`, { comment: `root@${node.name}` }, p);
       this.hostKeys[node.name] = hostKey.publicKey;
       const disk = new LibvirtVolume(
         `${node.name}-disk`,
-        { uri: lab.uri, pool: lab.pool, name: `${node.name}.qcow2`, capacityGiB: lab.vm.diskGiB, baseImage: lab.baseImage },
+        { uri: lab.uri, pool: lab.pool, name: `${node.name}.qcow2`, capacityGiB: lab.vm.diskGiB, baseImage },
         p,
       );
       const cloudInit = pulumi.all([authorized, hostKey.publicKey, hostKey.privateKey]).apply(([key, pub, priv]) => ({
@@ -62,7 +85,7 @@ export class LibvirtLab extends pulumi.ComponentResource {
       this.vms[node.name] = new LibvirtDomain(
         `${node.name}-vm`,
         { uri: lab.uri, name: node.name, xml, running: true },
-        { parent: this, dependsOn: networks },
+        { parent: this, dependsOn: [hypervisor, ...networks] },
       );
     }
     this.registerOutputs({ hostKeys: this.hostKeys });

@@ -111,7 +111,12 @@ export class VrrpMesh extends pulumi.ComponentResource {
           {
             connection,
             path: ka.CHECK_APISERVER_PATH,
-            content: ka.checkApiserverScript(node, config.cluster.apiServerPort, config.vrrp.controlPlane.healthCheck.timeoutSeconds),
+            content: ka.checkApiserverScript(
+              node,
+              config.cluster.apiServerPort,
+              config.vrrp.controlPlane.healthCheck.timeoutSeconds,
+              ka.bootstrapsVip(spec, node),
+            ),
             mode: "0755",
           },
           { parent: this, dependsOn: prepared },

@@ -145,10 +145,13 @@ const routerIds: Check = (c) => {
   if (Math.abs(ai * 100 - Math.round(ai * 100)) > 1e-9)
     out.push({ key: "vrrp.advertInt", message: `${ai}: VRRPv3 counts in hundredths of a second; round it to 0.01` });
   const controlPlanes = c.nodes.filter((n) => n.roles.includes("control-plane")).length;
-  if (c.vrrp.controlPlane.otherPriority - (controlPlanes - 2) < 1)
+  const { otherPriority, successionStep } = c.vrrp.controlPlane;
+  if (otherPriority - successionStep * (controlPlanes - 2) < 1)
     out.push({
       key: "vrrp.controlPlane.otherPriority",
-      message: `too low for ${controlPlanes} control planes: each after the second gets one less, down to at least 1`,
+      message:
+        `too low for ${controlPlanes} control planes: each after the second gets successionStep (${successionStep}) less, ` +
+        `down to at least 1; raise otherPriority or lower vrrp.controlPlane.successionStep`,
     });
   if (c.vrrp.controlPlane.firstPriority <= c.vrrp.controlPlane.otherPriority)
     out.push({
@@ -207,9 +210,20 @@ const secretsPresent: Check = (c, secrets) => {
   };
   need("sshPrivateKey", "to reach the nodes (cat ~/.ssh/id_ed25519 | pulumi config set --secret sshPrivateKey)");
   if (c.layers.keepalived && c.vrrp.authType !== "none") need("vrrpPassword", `for vrrp.authType ${c.vrrp.authType}`);
-  if (c.addons.certManager.enabled && c.addons.certManager.rfc2136) need("certManagerTsigSecret", "for the RFC2136 ClusterIssuer");
+  const cm = c.addons.certManager;
+  if (cm.enabled && cm.issuer.enabled && cm.issuer.rfc2136)
+    need("certManagerTsigSecret", "for the RFC2136 ClusterIssuer (the TSIG key's secret, base64)");
   return out;
 };
+
+// a node is either managed or written off, not both
+const unreachableNodes: Check = (c) =>
+  c.unreachableNodes
+    .filter((n) => c.nodes.some((x) => x.name === n))
+    .map((n) => ({
+      key: "unreachableNodes",
+      message: `${n} is still in nodes: a node listed as unreachable is being removed; take it out of nodes too (or out of unreachableNodes once it answers SSH again)`,
+    }));
 
 const layersAndAddons: Check = (c) => {
   const out: Finding[] = [];
@@ -219,6 +233,11 @@ const layersAndAddons: Check = (c) => {
     out.push({ key: "layers.cilium", message: "needs layers.kubernetes; set layers.cilium to false for a stack without Kubernetes" });
   if (c.cluster.rehearse && !c.layers.kubernetes)
     out.push({ key: "cluster.rehearse", message: "rehearses kubeadm init, so it needs layers.kubernetes: true" });
+  if (c.etcdBackup.snapshotNow && !c.etcdBackup.enabled)
+    out.push({
+      key: "etcdBackup.snapshotNow",
+      message: "runs the control planes' snapshot script, which etcdBackup.enabled false removes; enable it",
+    });
   if (!c.layers.hosts) {
     for (const k of ["hostPrep", "keepalived", "kubernetes"] as const)
       if (c.layers[k]) out.push({ key: `layers.${k}`, message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
@@ -226,17 +245,89 @@ const layersAndAddons: Check = (c) => {
       out.push({ key: "routing.enabled", message: "needs SSH to the nodes; set it to false when layers.hosts is false" });
     if (!c.lab.enabled) out.push({ key: "layers.hosts", message: "false leaves nothing to do unless lab.enabled is true" });
   }
-  if (c.addons.certManager.enabled && !c.addons.certManager.email)
-    out.push({ key: "addons.certManager.email", message: "is required by Let's Encrypt when addons.certManager.enabled is true" });
   return out;
 };
+
+/** seconds in a duration like 1h30m (the schema checked its form) */
+const durationSeconds = (d: string): number =>
+  [...d.matchAll(/(\d+)([smh])/g)].reduce((sum, [, n, unit]) => sum + Number(n) * { s: 1, m: 60, h: 3600 }[unit as "s" | "m" | "h"], 0);
+
+const addons: Check = (c) => {
+  const out: Finding[] = [];
+  const { certManager: cm, gateway, ui } = c.addons;
+  // keys that moved in issue 12: name the new place rather than call them typos
+  if (cm.email !== undefined)
+    out.push({
+      key: "addons.certManager.email",
+      message: `moved to addons.certManager.issuer.email: pulumi config set --path 'addons.certManager.issuer.email' ${JSON.stringify(String(cm.email))}, then remove addons.certManager.email`,
+    });
+  if (cm.rfc2136 !== undefined)
+    out.push({
+      key: "addons.certManager.rfc2136",
+      message:
+        "moved to addons.certManager.issuer.rfc2136 (same fields: nameserver as host:port, tsigKeyName, tsigAlgorithm); move the object there and remove addons.certManager.rfc2136",
+    });
+  if (cm.enabled && cm.issuer.enabled) {
+    if (!cm.issuer.email)
+      out.push({
+        key: "addons.certManager.issuer.email",
+        message:
+          "is required for the ACME account when addons.certManager.enabled is true (or set addons.certManager.issuer.enabled false to bring your own issuer)",
+      });
+    if (!cm.issuer.rfc2136)
+      out.push({
+        key: "addons.certManager.issuer.rfc2136",
+        message:
+          "is required: the issuer solves DNS-01 over RFC2136 — set {nameserver: host:port, tsigKeyName} (or addons.certManager.issuer.enabled false to bring your own issuer)",
+      });
+  }
+  if (gateway.enabled && gateway.implementation === "cilium" && !(c.cilium.enabled && c.layers.cilium))
+    out.push({
+      key: "addons.gateway.implementation",
+      message:
+        "cilium runs the Gateway inside the cilium release, which this stack does not install: set cilium.enabled and layers.cilium true, or addons.gateway.implementation traefik",
+    });
+  const source = gateway.gatewayApiCrds.source;
+  if (source !== undefined && source.includes("://") && !source.startsWith("https://"))
+    out.push({
+      key: "addons.gateway.gatewayApiCrds.source",
+      message: `${JSON.stringify(source)} must be an https:// URL or a path on this machine; plain http lets the network swap the CRDs`,
+    });
+  if (ui.enabled && ui.admin.enabled && durationSeconds(ui.admin.tokenDuration) < 600)
+    out.push({
+      key: "addons.ui.admin.tokenDuration",
+      message: `${ui.admin.tokenDuration} is below the 10 minutes the API server requires of a requested token; use 10m or more`,
+    });
+  return out;
+};
+
+/** lab.baseImage names an image to download (else a path on the hypervisor). */
+export const isImageUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
 const labNetworks: Check = (c) => {
   if (!c.lab.enabled) return [];
   const out: Finding[] = [];
   const wan0 = subnetOf(c.lab.networks.wan0.gateway);
-  if (!c.lab.baseImage)
-    out.push({ key: "lab.baseImage", message: "is required when lab.enabled is true: a cloud image path on the hypervisor" });
+  const image = c.lab.baseImage;
+  const url = !!image && isImageUrl(image);
+  if (!image)
+    out.push({
+      key: "lab.baseImage",
+      message:
+        "is required when lab.enabled is true: a qcow2 cloud image path on the hypervisor, or its http(s) URL with lab.baseImageChecksum",
+    });
+  else if (!url && /^[a-z][a-z0-9+.-]*:\/\//i.test(image))
+    out.push({ key: "lab.baseImage", message: `${image}: only http(s) URLs are downloaded; give a path on the hypervisor otherwise` });
+  else if (url && !c.lab.baseImageChecksum)
+    out.push({
+      key: "lab.baseImageChecksum",
+      message: `is required when lab.baseImage is a URL (${image}): sha256:<hex> or sha512:<hex> from the image's published SUMS file, so a corrupt or substituted download is refused`,
+    });
+  else if (!url && c.lab.baseImageChecksum)
+    out.push({
+      key: "lab.baseImageChecksum",
+      message: "applies only when lab.baseImage is an http(s) URL (a path on the hypervisor is used as it is): remove it, or give the URL",
+    });
   c.nodes.forEach((n, i) => {
     for (const nic of ["wan0", "wan1"] as const)
       if (!n[nic].mac)
@@ -317,11 +408,16 @@ const safeValues: Check = (c) => {
           message: `${name}=${value} turns off the check of the hypervisor's identity; remove it and pin the host key (known_hosts=<file> with qemu+libssh://)`,
         });
     }
-  if (c.cilium.repository !== "" && !/^https:\/\/[^\s]+$/.test(c.cilium.repository))
-    out.push({
-      key: "cilium.repository",
-      message: `${JSON.stringify(c.cilium.repository)} must be an https:// chart repository (or "" for a local chart in cilium.chart); plain http lets the network swap the chart`,
-    });
+  const repositories: [string, string][] = [
+    ["cilium", c.cilium.repository],
+    ...Object.entries(c.addons).map(([k, a]): [string, string] => [`addons.${k}`, a.repository]),
+  ];
+  for (const [prefix, repository] of repositories)
+    if (repository !== "" && !/^https:\/\/[^\s]+$/.test(repository))
+      out.push({
+        key: `${prefix}.repository`,
+        message: `${JSON.stringify(repository)} must be an https:// chart repository (or "" for a local chart in ${prefix}.chart); plain http lets the network swap the chart`,
+      });
   return out;
 };
 
@@ -339,6 +435,7 @@ const containerdRuntime: Check = (c) => {
 
 const CHECKS: Check[] = [
   uniqueNodes,
+  unreachableNodes,
   roles,
   quorum,
   controlPlaneVip,
@@ -347,6 +444,7 @@ const CHECKS: Check[] = [
   subnets,
   secretsPresent,
   layersAndAddons,
+  addons,
   labNetworks,
   cgroupDriver,
   safeValues,

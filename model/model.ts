@@ -20,6 +20,17 @@ export interface SshEndpoint {
   user: string;
   /** pinned OpenSSH host key line; absent = recorded on first connect, enforced after */
   hostKey?: string;
+  /** the bastion this node is reached through (ssh.jumpHost or the node's own) */
+  jump?: JumpEndpoint;
+}
+
+export interface JumpEndpoint {
+  /** "jump host <host>[:<port>]", for messages */
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  hostKey: string;
 }
 
 export interface NodeSpec {
@@ -61,6 +72,13 @@ export function nic(iface: string, addressWithPrefix: string, mac?: string): Nic
   };
 }
 
+function jumpOf(n: NodeConfig, c: StackConfig): { jump?: JumpEndpoint } {
+  const j = n.ssh.jumpHost === false ? undefined : (n.ssh.jumpHost ?? c.ssh.jumpHost);
+  if (!j) return {};
+  const name = `jump host ${j.host}${j.port === 22 ? "" : `:${j.port}`}`;
+  return { jump: { name, host: j.host, port: j.port, user: j.user ?? c.ssh.user, hostKey: j.hostKey! } };
+}
+
 function resolveNode(n: NodeConfig, c: StackConfig): NodeSpec {
   const os = n.os ?? c.os.family;
   return {
@@ -73,6 +91,7 @@ function resolveNode(n: NodeConfig, c: StackConfig): NodeSpec {
       port: n.ssh.port ?? c.ssh.port,
       user: n.ssh.user ?? c.ssh.user,
       ...(n.ssh.hostKey ? { hostKey: n.ssh.hostKey } : {}),
+      ...jumpOf(n, c),
     },
     wan0: nic(n.wan0.interface, n.wan0.address, n.wan0.mac),
     wan1: nic(n.wan1.interface, n.wan1.address, n.wan1.mac),

@@ -21,6 +21,25 @@ const hostKey = z
     "must be an OpenSSH public host key line: '<type> <base64>'",
   );
 
+// A bastion (OpenSSH's ProxyJump): nodes behind it are reached through a TCP channel it opens.
+// Its host key is pinned like a node's; there is no first-contact trust for it.
+const jumpHost = z
+  .object({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(22),
+    user: z.string().min(1).optional(),
+    hostKey: hostKey.optional(),
+  })
+  .strict()
+  .superRefine((j, ctx) => {
+    if (!j.hostKey)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["hostKey"],
+        message: `pin the jump host's SSH host key ('<type> <base64>', e.g. from \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on its console, checked against \`ssh-keyscan -t ed25519 ${j.host}\`)`,
+      });
+  });
+
 export const ROLES = ["control-plane", "balancer", "worker"] as const;
 export const OS_FAMILIES = ["gentoo", "debian", "ubuntu"] as const;
 export const INIT_SYSTEMS = ["openrc", "systemd", "none"] as const;
@@ -43,6 +62,8 @@ const node = z
         port: z.number().int().min(1).max(65535).optional(),
         user: z.string().min(1).optional(),
         hostKey: hostKey.optional(),
+        // this node's own jump host, or false: reached directly despite ssh.jumpHost (e.g. the bastion itself)
+        jumpHost: z.union([jumpHost, z.literal(false)]).optional(),
       })
       .strict()
       .default({}),
@@ -140,8 +161,13 @@ const vrrp = z
         vip: addressWithPrefix.default("10.118.12.100/24"),
         routerId: routerId.default(5),
         firstPriority: z.number().int().min(2).max(254).default(100),
-        // the second control plane's priority; each further one gets one less (a fixed order of succession)
+        // the second control plane's priority; each further one gets successionStep less
         otherPriority: z.number().int().min(1).max(254).default(99),
+        // The gap between successive control planes' priorities. When the holder dies, each backup
+        // waits 3 adverts plus a skew of (256 - priority)/256 adverts, so a gap of 1 separates
+        // the next two candidates by 3.9 ms at advertInt 1: timer jitter on a loaded host then
+        // decides, and with nopreempt the VIP stays wherever it landed. 10 gives 39 ms.
+        successionStep: z.number().int().min(1).max(100).default(10),
         // false (default): a recovered first node does not take the API VIP back (keepalived
         // `nopreempt`), so a flapping node cannot bounce every client; true: the seed's behaviour.
         preempt: z.boolean().default(false),
@@ -194,6 +220,55 @@ const routing = z
     gateway: ipv4.default("10.118.11.1"),
     podRulePriority: z.number().int().min(1).max(32765).default(200),
     shadowRulePriority: z.number().int().min(1).max(32765).default(201),
+  })
+  .strict();
+
+// kubeadm's certificates (1 year) renewed before they expire, one control plane at a time
+const certificates = z
+  .object({
+    // `up` renews a control plane's certificates when its earliest expires within this many days,
+    // and the admin kubeconfig when its certificate does. At or above their lifetime (365 days)
+    // every `up` renews (how to renew now).
+    renewBeforeDays: z.number().int().min(1).max(3650).default(30),
+  })
+  .strict();
+
+export const SNAPSHOT_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
+
+// etcd snapshots on every control plane (render/etcd-backup.ts), and on demand to this machine.
+const etcdBackup = z
+  .object({
+    enabled: z.boolean().default(true),
+    // how often each control plane snapshots its member: a divisor of 24, so the times are the
+    // same every day (systemd OnCalendar 00/N:00, cron 0 */N)
+    intervalHours: z
+      .number()
+      .int()
+      .refine((h) => (SNAPSHOT_INTERVAL_HOURS as readonly number[]).includes(h), {
+        message: `must divide a day: one of ${SNAPSHOT_INTERVAL_HOURS.join(", ")}`,
+      })
+      .default(6),
+    // snapshots kept per control plane, newest first (28 = a week at 6 h)
+    retain: z.number().int().min(1).max(1000).default(28),
+    // where each control plane keeps them: outside /var/lib/etcd, which `kubeadm reset` empties
+    directory: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, "must be an absolute path (letters, digits, . _ / -)")
+      .refine((d) => !/^\/var\/lib\/etcd(\/|$)/.test(d) && !d.split("/").includes(".."), {
+        message: "must not be in /var/lib/etcd (kubeadm reset empties it) nor contain ..",
+      })
+      .default("/var/backups/etcd"),
+    // change it (any new label, e.g. a date) and `pulumi up` takes a snapshot on a live control
+    // plane and copies it, with its sha256, into localDirectory on this machine
+    snapshotNow: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, "must be a label of letters, digits, . _ -")
+      .default(""),
+    // on this machine; relative paths are from the project directory
+    localDirectory: z.string().min(1).default("etcd-snapshots"),
+    // a snapshot this program took (its .sha256 and .pki.tar beside it), on this machine: when no
+    // control plane has a cluster, the first is initialised from it and the others join it
+    restoreFrom: z.string().default(""),
   })
   .strict();
 
@@ -256,32 +331,143 @@ const containerd = z
   })
   .strict();
 
-const addons = z
+// Add-ons (seed §6 and their 2026 successors). Every release has the same chart source keys as
+// cilium: version; chart, a name in repository, or with repository "" a chart directory or .tgz
+// on the machine running pulumi (air-gapped installs, charts built here); values, merged over ours.
+const chartSource = (version: string, chart: string, repository: string) => ({
+  version: z
+    .string()
+    .regex(/^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, "must be a chart version like 1.2.3")
+    .default(version),
+  chart: z.string().min(1).default(chart),
+  repository: z.string().default(repository),
+  values: z.record(z.unknown()).default({}),
+});
+// host:port (an IPv6 host in brackets), as cert-manager takes nameservers
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}$/;
+const hostPort = z
+  .string()
+  .regex(HOST_PORT, "must be host:port like 10.118.11.53:53 (an IPv6 address in brackets)")
+  .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, { message: "has a port above 65535" });
+/** The TSIG algorithms cert-manager's RFC2136 solver accepts (pkg/issuer/acme/dns/rfc2136). */
+export const TSIG_ALGORITHMS = ["HMACMD5", "HMACSHA1", "HMACSHA256", "HMACSHA512"] as const;
+export const LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
+
+const certManager = z
   .object({
-    dashboard: z
-      .object({ enabled: z.boolean().default(false), version: z.string().default("7.13.0") })
+    enabled: z.boolean().default(false),
+    ...chartSource("v1.21.2", "cert-manager", "https://charts.jetstack.io"),
+    // keep: the chart marks its CRDs helm.sh/resource-policy keep, so disabling cert-manager leaves
+    // them and every Certificate; false removes them with the release
+    crds: z
+      .object({ keep: z.boolean().default(true) })
       .strict()
       .default({}),
-    certManager: z
+    // resolvers for the DNS-01 self-check instead of the cluster's (split-horizon DNS)
+    recursiveNameservers: z.array(hostPort).min(1).optional(),
+    issuer: z
       .object({
-        enabled: z.boolean().default(false),
-        version: z.string().default("v1.19.1"),
-        email: z.string().email().optional(),
+        // false: cert-manager only, bring your own issuer
+        enabled: z.boolean().default(true),
+        name: z
+          .string()
+          .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a Kubernetes object name (lower-case letters, digits, '-', '.')")
+          .default("letsencrypt"),
+        server: z
+          .string()
+          .regex(
+            /^https:\/\/[^\s]+$/,
+            "must be an https:// ACME directory URL like https://acme-v02.api.letsencrypt.org/directory (over plain http the network could pose as the CA)",
+          )
+          .default(LETSENCRYPT_PRODUCTION),
+        email: z.string().email("must be an email address for the ACME account, like admin@example.com").optional(),
+        // PEM of the CA that signed a private ACME server's certificate (spec.acme.caBundle)
+        caBundle: z
+          .string()
+          .regex(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, "must be PEM certificates (-----BEGIN CERTIFICATE----- …)")
+          .optional(),
         rfc2136: z
           .object({
-            nameserver: z.string().min(1),
+            nameserver: hostPort,
             tsigKeyName: z.string().min(1),
-            tsigAlgorithm: z.enum(["HMACSHA256", "HMACSHA512"]).default("HMACSHA512"),
+            tsigAlgorithm: z.enum(TSIG_ALGORITHMS).default("HMACSHA512"),
           })
           .strict()
           .optional(),
       })
       .strict()
       .default({}),
-    ingressNginx: z
-      .object({ enabled: z.boolean().default(false), version: z.string().default("4.13.3") })
+    // Moved to issuer.email / issuer.rfc2136 (issue 12); accepted here only so checks.ts can
+    // name the new key instead of calling them typos.
+    email: z.unknown().optional(),
+    rfc2136: z.unknown().optional(),
+  })
+  .strict();
+
+/** Gateway API implementations the program can install; cilium's runs inside the cilium release. */
+export const GATEWAY_IMPLEMENTATIONS = ["traefik", "cilium"] as const;
+
+const gateway = z
+  .object({
+    enabled: z.boolean().default(false),
+    implementation: z.enum(GATEWAY_IMPLEMENTATIONS).default("traefik"),
+    // traefik's chart (implementation traefik only)
+    ...chartSource("41.6.0", "traefik", "https://traefik.github.io/charts"),
+    gatewayApiCrds: z
+      .object({
+        // a sigs.k8s.io/gateway-api release; default: the one the implementation supports
+        version: z
+          .string()
+          .regex(/^v\d+\.\d+\.\d+$/, "must be a gateway-api release like v1.5.1")
+          .optional(),
+        // the standard-install.yaml: https:// URL or a path on this machine; default: the release's URL
+        source: z.string().min(1).optional(),
+        // like certManager.crds.keep: disabling the gateway leaves the CRDs (and every route)
+        keep: z.boolean().default(true),
+      })
       .strict()
       .default({}),
+  })
+  .strict();
+
+const ui = z
+  .object({
+    enabled: z.boolean().default(false),
+    implementation: z.enum(["headlamp"]).default("headlamp"),
+    ...chartSource("0.45.0", "headlamp", "https://kubernetes-sigs.github.io/headlamp/"),
+    // the seed's "admin account to log in with", without a long-lived token
+    admin: z
+      .object({
+        enabled: z.boolean().default(true),
+        serviceAccount: dnsLabel.default("headlamp-admin"),
+        tokenDuration: z
+          .string()
+          .regex(/^(\d+(s|m|h))+$/, "must be a duration like 1h or 30m")
+          .default("1h"),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+// Retired upstream; selectable, with a warning at preview (render/addons.ts).
+const dashboard = z
+  .object({
+    enabled: z.boolean().default(false),
+    ...chartSource("7.13.0", "kubernetes-dashboard", "https://kubernetes.github.io/dashboard/"),
+  })
+  .strict();
+const ingressNginx = z
+  .object({ enabled: z.boolean().default(false), ...chartSource("4.13.3", "ingress-nginx", "https://kubernetes.github.io/ingress-nginx") })
+  .strict();
+
+const addons = z
+  .object({
+    certManager: certManager.default({}),
+    gateway: gateway.default({}),
+    ui: ui.default({}),
+    dashboard: dashboard.default({}),
+    ingressNginx: ingressNginx.default({}),
   })
   .strict();
 
@@ -297,7 +483,16 @@ const lab = z
       .default("qemu:///system"),
     domainType: z.enum(["kvm", "qemu"]).default("kvm"),
     pool: z.string().default("default"),
+    // A qcow2 path (or volume) on the hypervisor, or an http(s) URL the program downloads once,
+    // verifies against baseImageChecksum and uploads into the pool.
     baseImage: z.string().optional(),
+    baseImageChecksum: z
+      .string()
+      .regex(
+        /^(sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/,
+        "must be sha256:<64 hex digits> or sha512:<128 hex digits>, as the image's SHA256SUMS / SHA512SUMS file lists it",
+      )
+      .optional(),
     // Direct kernel boot (paths on the hypervisor): the VMs boot this kernel/initrd instead of
     // the disk's boot loader — for images without one (the test's busybox initramfs).
     kernel: z.string().min(1).optional(),
@@ -354,6 +549,8 @@ const sshDefaults = z
     // A node with no nodes[].ssh.hostKey (and not a program-created lab VM): stop on first
     // contact with the key seen and the command to pin it (false), or record that key (true).
     trustOnFirstUse: z.boolean().default(false),
+    // every node is reached through this bastion unless its nodes[].ssh.jumpHost says otherwise
+    jumpHost: jumpHost.optional(),
   })
   .strict();
 
@@ -364,11 +561,17 @@ export const stackConfigSchema = z
   .object({
     cluster: cluster.default({}),
     nodes: z.array(node).min(1, "at least one node is required"),
+    // nodes removed from `nodes` that SSH cannot reach (a dead machine): the program never contacts
+    // them; their membership leaves etcd and the API through a live control plane, and their other
+    // resources leave the state without a delete on the host (wipe such a machine before reuse)
+    unreachableNodes: z.array(dnsLabel).default([]),
     ssh: sshDefaults.default({}),
     os: osDefaults.default({}),
     vrrp: vrrp.default({}),
     routing: routing.default({}),
     containerd: containerd.default({}),
+    etcdBackup: etcdBackup.default({}),
+    certificates: certificates.default({}),
     cilium: cilium.default({}),
     addons: addons.default({}),
     lab: lab.default({}),
@@ -383,6 +586,7 @@ export type SecretKey = (typeof SECRET_KEYS)[number];
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export type StackConfig = z.output<typeof stackConfigSchema>;
 export type NodeConfig = StackConfig["nodes"][number];
+export type AddonsConfig = StackConfig["addons"];
 export type Role = (typeof ROLES)[number];
 export type OsFamily = (typeof OS_FAMILIES)[number];
 export type InitSystem = (typeof INIT_SYSTEMS)[number];

@@ -33,8 +33,25 @@ function nodeIp(registration: unknown): string | undefined {
 
 const REBUILD = "a cluster keeps it for life: build a new cluster for another value (a new stack, or `pulumi destroy` then `pulumi up`)";
 
-/** ClusterConfiguration fields fixed at `kubeadm init`, with the config key that sets each. */
-const FIXED_AT_INIT: [string, string, string][] = [
+const semver = (v: unknown) => /^v?(\d+)\.(\d+)\.(\d+)/.exec(String(v))?.slice(1).map(Number);
+
+/**
+ * Why a version change is wrong whatever the program can do (kubeadm's rules): a downgrade, or
+ * more than one minor version at once. undefined for a patch or one-minor upgrade.
+ */
+export function versionSkew(from: unknown, to: unknown): string | undefined {
+  const [a, b] = [semver(from), semver(to)];
+  if (!a || !b) return undefined;
+  const cmp = a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+  if (cmp > 0)
+    return `that is a downgrade, which kubeadm does not do (etcd's data and the API objects stay at the newer version); keep v${a.join(".")}`;
+  if (a[0] !== b[0] || b[1] > a[1] + 1)
+    return `Kubernetes upgrades one minor version at a time (the version-skew policy), so v${a[0]}.${a[1] + 1} comes first`;
+  return undefined;
+}
+
+/** ClusterConfiguration fields fixed at `kubeadm init`, with the config key that sets each and why (from the two values). */
+const FIXED_AT_INIT: [string, string, string | ((from: unknown, to: unknown) => string)][] = [
   ["clusterName", "cluster.name", REBUILD],
   ["networking.podSubnet", "cluster.podSubnet", `pods, routes and the network's IP pools use it; ${REBUILD}`],
   ["networking.serviceSubnet", "cluster.serviceSubnet", `every Service's address and the apiserver certificate use it; ${REBUILD}`],
@@ -47,7 +64,9 @@ const FIXED_AT_INIT: [string, string, string][] = [
   [
     "kubernetesVersion",
     "cluster.kubernetesVersion",
-    "the program does not upgrade a running cluster (applying it would move the first control plane only, outside the version-skew policy); keep the version the cluster runs",
+    (from, to) =>
+      versionSkew(from, to) ??
+      "the program does not upgrade a running cluster (applying it would move the first control plane only, outside the version-skew policy); keep the version the cluster runs",
   ],
 ];
 
@@ -77,7 +96,7 @@ export function initRefusals(olds: InitState, news: Required<InitState>): Refusa
     if (JSON.stringify(a) !== JSON.stringify(b))
       out.push({
         property: "config",
-        reason: `${key} cannot change from ${JSON.stringify(a)} to ${JSON.stringify(b)} on a live cluster: ${why}`,
+        reason: `${key} cannot change from ${JSON.stringify(a)} to ${JSON.stringify(b)} on a live cluster: ${typeof why === "function" ? why(a, b) : why}`,
       });
   }
   // The first control plane's own address, while it stays the first (a new first node brings its own)

@@ -57,8 +57,9 @@ export function planVrrp(spec: ClusterSpec): NodeVrrpPlan[] {
       interface: n.wan1.interface,
       routerId: vrrp.controlPlane.routerId,
       // The seed gave every other control plane 99; equal priorities make the failover target
-      // a race, so each next control plane gets one less: the order of succession is the config's.
-      priority: i === 0 ? vrrp.controlPlane.firstPriority : vrrp.controlPlane.otherPriority - (i - 1),
+      // a race, so each next control plane gets successionStep less: the order of succession is
+      // the config's, with a skew-time gap wide enough to survive a loaded host (schema).
+      priority: i === 0 ? vrrp.controlPlane.firstPriority : vrrp.controlPlane.otherPriority - (i - 1) * vrrp.controlPlane.successionStep,
       vip: spec.controlPlaneVip.address,
       peers: spec.controlPlanes.filter((o) => o !== n).map((o) => o.wan1.ip),
     }),

@@ -3,7 +3,7 @@
 // the class here is derived from that declaration, so a drifted field or a misspelt kind fails
 // `tsc`. Each shows up in `pulumi preview` as pulumi-nodejs:k8sbm:<Type>.
 import * as pulumi from "@pulumi/pulumi";
-import { lazyProvider } from "./dynamic";
+import { providerText } from "./dynamic";
 import type { Provider } from "./impl/common";
 
 /** Every provider implementation, by kind (= its file name under providers/impl). */
@@ -19,7 +19,10 @@ export interface Kinds {
   "policy-routing": typeof import("./impl/policy-routing");
   "kubeadm-init": typeof import("./impl/kubeadm-init");
   "kubeadm-join": typeof import("./impl/kubeadm-join");
+  "etcd-snapshot": typeof import("./impl/etcd-snapshot");
   "libvirt-network": typeof import("./impl/libvirt-network");
+  "libvirt-hypervisor": typeof import("./impl/libvirt-hypervisor");
+  "libvirt-image": typeof import("./impl/libvirt-image");
   "libvirt-volume": typeof import("./impl/libvirt-volume");
   "libvirt-domain": typeof import("./impl/libvirt-domain");
 }
@@ -50,7 +53,7 @@ export type ResourceClass<K extends Kind, D extends keyof InputsOf<K>, X extends
   name: string,
   args: Args<K, D> & Extra,
   opts?: Opts,
-) => pulumi.dynamic.Resource & OutputProps<K, Recorded<K> | X>;
+) => pulumi.CustomResource & OutputProps<K, Recorded<K> | X>;
 
 /**
  * Derives the resource class of `kind`. Its recorded state (outputs) starts unknown, and the
@@ -61,12 +64,19 @@ function resource<K extends Kind, D extends keyof InputsOf<K> = never, X extends
   recorded: readonly Recorded<K>[],
   shape: Shape<K, D, X>,
 ): ResourceClass<K, D, X> {
-  return class extends pulumi.dynamic.Resource {
+  // What pulumi.dynamic.Resource registers (its type token, the stub's text in `__provider`), with
+  // that text from providers/dynamic.ts's cache instead of serialised on every run.
+  return class extends pulumi.CustomResource {
     constructor(name: string, args: Args<K, D>, opts?: Opts) {
       const secret = [...(shape.secret ?? []), ...("connection" in args ? ["connection"] : [])] as string[];
-      const props = { ...shape.defaults, ...args, ...Object.fromEntries(recorded.map((k) => [k, undefined])) };
+      const props = {
+        ...shape.defaults,
+        ...args,
+        ...Object.fromEntries(recorded.map((k) => [k, undefined])),
+        __provider: pulumi.output(providerText(kind)),
+      };
       const o = secret.length ? { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), ...secret] } : opts;
-      super(lazyProvider(kind), name, props, o, "k8sbm", shape.type);
+      super(`pulumi-nodejs:dynamic/k8sbm:${shape.type}`, name, props, o);
     }
   } as unknown as ResourceClass<K, D, X>;
 }
@@ -113,19 +123,39 @@ export const PolicyRouting = resource("policy-routing", [], { type: "PolicyRouti
 export type PolicyRouting = InstanceType<typeof PolicyRouting>;
 
 /** The cluster: `kubeadm init` once, then its admin kubeconfig and CA hash from any control plane. */
-export const KubeadmInit = resource("kubeadm-init", ["adminKubeconfig", "caCertHash", "dryRunOutput"], {
+export const KubeadmInit = resource("kubeadm-init", ["adminKubeconfig", "caCertHash", "dryRunOutput", "generation"], {
   type: "KubeadmInit",
+  defaults: { restore: null, renewCertificatesBeforeDays: 30 },
   // the dry-run output prints a bootstrap token and the certificate key
   secret: ["adminKubeconfig", "dryRunOutput", "controlPlanes"],
 });
 export type KubeadmInit = InstanceType<typeof KubeadmInit>;
 
 /** One node's membership of the cluster. */
-export const KubeadmJoin = resource("kubeadm-join", ["member"], { type: "KubeadmJoin", secret: ["controlPlanes"] });
+export const KubeadmJoin = resource("kubeadm-join", ["member", "certificateExpiry"], {
+  type: "KubeadmJoin",
+  secret: ["controlPlanes"],
+  defaults: { generation: "", renewCertificatesBeforeDays: 30, vip: "", vipHandOver: null },
+});
 export type KubeadmJoin = InstanceType<typeof KubeadmJoin>;
+
+/** An on-demand etcd snapshot copied to the machine running Pulumi, with its checksum. */
+export const EtcdSnapshot = resource("etcd-snapshot", ["node", "remotePath", "file", "sha256", "bytes", "revision"], {
+  type: "EtcdSnapshot",
+  secret: ["controlPlanes"],
+});
+export type EtcdSnapshot = InstanceType<typeof EtcdSnapshot>;
 
 export const LibvirtNetwork = resource("libvirt-network", [], { type: "LibvirtNetwork" });
 export type LibvirtNetwork = InstanceType<typeof LibvirtNetwork>;
+
+/** The lab's prerequisites (tools here; libvirt, the pool and the domain type there), checked at preview. */
+export const LibvirtHypervisor = resource("libvirt-hypervisor", ["libvirtVersion"], { type: "LibvirtHypervisor" });
+export type LibvirtHypervisor = InstanceType<typeof LibvirtHypervisor>;
+
+/** A base image downloaded from a URL, verified against its checksum, uploaded into a libvirt pool. */
+export const LibvirtImage = resource("libvirt-image", ["path"], { type: "LibvirtImage" });
+export type LibvirtImage = InstanceType<typeof LibvirtImage>;
 
 const LibvirtVolumeBase = resource("libvirt-volume", ["path"], { type: "LibvirtVolume" });
 /** A disk or a cloud-init seed ISO in a libvirt pool; a seed's content is secret (it holds a host key). */

@@ -1,6 +1,7 @@
 // Helm values for the cilium chart (SPEC §5): the seed's cilium 1.8 flags in today's keys. Pure.
 import YAML from "yaml";
 import type { ClusterSpec } from "../model/model";
+import { gatewayOnCilium } from "./addons";
 import { HASH_HEADER, deepMerge, sortKeysDeep } from "./common";
 
 /** The chart values derived from the seed, before the stack's `cilium.values` overrides. */
@@ -59,9 +60,17 @@ export function seedCiliumValues(spec: ClusterSpec): Record<string, unknown> {
   };
 }
 
-/** The values for the Helm release: seed mapping deep-merged with `cilium.values` (overrides win). */
+/**
+ * Not in the seed: cilium as the Gateway API implementation (addons.gateway.implementation
+ * cilium). It needs kubeProxyReplacement, which the seed values already turn on.
+ */
+export function ciliumGatewayValues(spec: ClusterSpec): Record<string, unknown> {
+  return gatewayOnCilium(spec.config) ? { gatewayAPI: { enabled: true } } : {};
+}
+
+/** The values for the Helm release: seed mapping and add-on needs, deep-merged with `cilium.values` (overrides win). */
 export function ciliumValues(spec: ClusterSpec): Record<string, unknown> {
-  return sortKeysDeep(deepMerge(seedCiliumValues(spec), spec.config.cilium.values));
+  return sortKeysDeep(deepMerge(deepMerge(seedCiliumValues(spec), ciliumGatewayValues(spec)), spec.config.cilium.values));
 }
 
 /** The same values as a values.yaml text (for goldens and `helm template -f`). */

@@ -132,13 +132,24 @@ export function keepalivedConf(plan: NodeVrrpPlan, opts: KeepalivedOptions): str
 }
 
 /**
- * /etc/keepalived/check-apiserver.sh: exit 0 when the local apiserver is ready. A node that is
- * not a control plane yet (no kube-apiserver manifest) passes, so the first node can hold the
- * VIP before `kubeadm init` — the seed's bootstrap order. It runs as SCRIPT_USER: a directory on
- * the way to the manifest that this user cannot search would hide the manifest, so that fails
- * instead of passing unchecked.
+ * Passes the apiserver check without a manifest: the first control plane (it holds the VIP before
+ * `kubeadm init`), and every node of a stack where the program runs no kubeadm (keepalived only,
+ * or a rehearsal), where no manifest ever appears.
  */
-export function checkApiserverScript(node: NodeSpec, port: number, timeoutSeconds = 1): string {
+export function bootstrapsVip(spec: ClusterSpec, node: NodeSpec): boolean {
+  const { layers, cluster } = spec.config;
+  return !(layers.kubernetes && !cluster.rehearse) || node === spec.controlPlanes[0];
+}
+
+/**
+ * /etc/keepalived/check-apiserver.sh: exit 0 when the local apiserver is ready. With no
+ * kube-apiserver manifest, a `bootstrap` node passes, so the first node can hold the VIP before
+ * `kubeadm init` (the seed's bootstrap order); any other fails: a control plane that lost its
+ * apiserver (reset, a rebuilt machine) must not hold the VIP while the first one initialises the
+ * cluster again. It runs as SCRIPT_USER: a directory on the way to the manifest that this user
+ * cannot search would hide the manifest, so that fails instead of passing unchecked.
+ */
+export function checkApiserverScript(node: NodeSpec, port: number, timeoutSeconds = 1, bootstrap = true): string {
   const url = `https://${node.wan1.ip}:${port}/readyz`;
   return text([
     "#!/bin/sh",
@@ -150,8 +161,12 @@ export function checkApiserverScript(node: NodeSpec, port: number, timeoutSecond
     'for d in "${m%/*/*}" "${m%/*}"; do',
     '    if [ -e "$d" ] && [ ! -x "$d" ]; then echo "check-apiserver: cannot search $d as $(id -un)" >&2; exit 1; fi',
     "done",
-    "# Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.",
-    '[ -f "$m" ] || exit 0',
+    ...(bootstrap
+      ? ["# Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.", '[ -f "$m" ] || exit 0']
+      : [
+          "# No manifest: not a control plane (yet, or any more); only the first one holds the VIP without one.",
+          '[ -f "$m" ] || { echo "check-apiserver: no $m" >&2; exit 1; }',
+        ]),
     `url="${url}"`,
     "if command -v curl >/dev/null 2>&1; then",
     `    exec curl -fsk --max-time ${timeoutSeconds} -o /dev/null "$url"`,

@@ -89,6 +89,9 @@ launcher=$(cat <<'EOF'
 # ./node_modules' (the engine starts us in the program's directory), else wherever node resolves it.
 script="$PWD/node_modules/@pulumi/pulumi/cmd/dynamic-provider/index.js"
 [ -f "$script" ] || script=$(node -e "process.stdout.write(require.resolve('@pulumi/pulumi/cmd/dynamic-provider'))") || exit 1
+# the program's tools/node-preload.js, as for the program (Pulumi.yaml nodeargs)
+pre="$PWD/tools/node-preload.js"
+if [ -f "$pre" ]; then exec node --require "$pre" "$script" "$@"; fi
 exec node "$script" "$@"
 EOF
 )

@@ -1,12 +1,21 @@
-// CLI for the testbed:  testbed up [N] [--name NAME] [--base-port P] [--kube [--cilium]]  |  testbed down [--name NAME]
+// CLI for the testbed:  testbed up [N] [--name NAME] [--base-port P] [--kube [--cilium [--addons]]]  |  testbed down [--name NAME]
 //                       testbed recreate HOST [--name NAME]            |   testbed status [--name NAME]
 import * as path from "path";
 import { down, list, load, recreateHost, stateDirOf, up } from ".";
 
-function parse(argv: string[]): { cmd: string; pos: string[]; name: string; basePort: number; kube: boolean; cilium: boolean } {
+function parse(argv: string[]): {
+  cmd: string;
+  pos: string[];
+  name: string;
+  basePort: number;
+  kube: boolean;
+  cilium: boolean;
+  addons: boolean;
+} {
   const pos: string[] = [];
   let kube = false;
   let cilium = false;
+  let addons = false;
   let name = process.env.K8SBM_LAB_NAME || "dev";
   let basePort = Number(process.env.K8SBM_LAB_BASE_PORT ?? 22000);
   for (let i = 0; i < argv.length; i++) {
@@ -17,19 +26,20 @@ function parse(argv: string[]): { cmd: string; pos: string[]; name: string; base
     else if (a.startsWith("--base-port=")) basePort = Number(a.slice(12));
     else if (a === "--kube") kube = true;
     else if (a === "--cilium") cilium = kube = true;
+    else if (a === "--addons") addons = cilium = kube = true;
     else pos.push(a);
   }
-  return { cmd: pos.shift() ?? "", pos, name, basePort, kube, cilium };
+  return { cmd: pos.shift() ?? "", pos, name, basePort, kube, cilium, addons };
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { cmd, pos, name, basePort, kube, cilium } = parse(argv);
+  const { cmd, pos, name, basePort, kube, cilium, addons } = parse(argv);
   const log = (m: string) => console.log(`[testbed ${name}] ${m}`);
   const t0 = Date.now();
   switch (cmd) {
     case "up": {
       const n = pos[0] ? Number(pos[0]) : 3;
-      const st = await up(n, name, { basePort, log, kube, cilium });
+      const st = await up(n, name, { basePort, log, kube, cilium, addons });
       console.log(`testbed ${name} up: ${st.hosts.length} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       console.log(`  state:       ${path.join(st.stateDir, "hosts.json")}`);
       console.log(`  private key: ${st.privateKeyPath}`);
@@ -59,7 +69,7 @@ export async function main(argv: string[]): Promise<void> {
       break;
     default:
       throw new Error(
-        "usage: testbed up [N] [--name NAME] [--base-port P] [--kube [--cilium]] | testbed down [--name NAME] | testbed recreate HOST | testbed status",
+        "usage: testbed up [N] [--name NAME] [--base-port P] [--kube [--cilium [--addons]]] | testbed down [--name NAME] | testbed recreate HOST | testbed status",
       );
   }
 }

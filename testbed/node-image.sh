@@ -4,7 +4,8 @@
 # downloaded. Produces, in a cache outside the repo:
 #   debs/    kubeadm, kubelet, kubectl, cri-tools and containerd as .deb packages, so the
 #            program's Packages resource finds them installed the way it would on Debian;
-#   images/  registry.k8s.io images (docker-archive tars) holding our own builds of etcd,
+#   images/  registry.k8s.io images (docker-archive tars) holding our own builds of etcd (with
+#            etcdctl and etcdutl, as the registry's image has them),
 #            kube-apiserver, -controller-manager, -scheduler and pause, under the exact names
 #            kubeadm asks for (they are imported into containerd, nothing is pulled).
 # coredns and kube-proxy are stand-ins holding only `pause`: kube-proxy is never deployed
@@ -58,6 +59,15 @@ built || {
   gcc -static -O2 -o "$out/bin/pause" "$here/testbed/node-image/pause.c"
   rm -rf "$work"
 } >>"$buildlog" 2>&1 || { tail -40 "$buildlog" >&2; log "build failed (log: $buildlog)"; exit 1; }
+# etcd's image also carries etcdctl and etcdutl, as the registry's does: the program's snapshots
+# run them inside the etcd container (render/etcd-backup.ts)
+{ [ -x "$out/bin/etcdctl" ] && [ -x "$out/bin/etcdutl" ]; } || {
+  work="$cache/build-lab-etcd-tools"
+  rm -rf "$work"
+  gobuild "$work/etcdctl" "go.etcd.io/etcd/etcdctl/v3@v$etcd_ver" "$out/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3 -ldflags "-s -w"
+  gobuild "$work/etcdutl" "go.etcd.io/etcd/etcdutl/v3@v$etcd_ver" "$out/bin/etcdutl" go.etcd.io/etcd/etcdutl/v3 -ldflags "-s -w"
+  rm -rf "$work"
+} >>"$buildlog" 2>&1 || { tail -40 "$buildlog" >&2; log "etcdctl/etcdutl build failed (log: $buildlog)"; exit 1; }
 
 # image <ref> <entrypoint> <binary>...: a one-layer image with the binaries in /usr/local/bin
 image() {
@@ -78,7 +88,7 @@ image() {
 }
 for ref in $images; do
   case "$ref" in
-    */etcd:*) image "$ref" /usr/local/bin/etcd "$out/bin/etcd" ;;
+    */etcd:*) image "$ref" /usr/local/bin/etcd "$out/bin/etcd" "$out/bin/etcdctl" "$out/bin/etcdutl" ;;
     */pause:*) image "$ref" /usr/local/bin/pause "$out/bin/pause" ;;
     */kube-apiserver:*|*/kube-controller-manager:*|*/kube-scheduler:*)
       c=${ref##*/}; c=${c%%:*}; image "$ref" "/usr/local/bin/$c" "$kbin/$c" ;;

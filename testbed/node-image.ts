@@ -6,6 +6,7 @@ import { removeTree, run } from "./processes";
 
 const NODE_IMAGE = path.join(__dirname, "node-image.sh");
 const CILIUM_IMAGES = path.join(__dirname, "cilium-image.sh");
+const ADDONS_IMAGES = path.join(__dirname, "addons-image.sh");
 /** where containerd.init finds the images it imports at start */
 const IMAGES_DIR = "usr/share/k8sbm-lab/images";
 
@@ -15,9 +16,9 @@ const IMAGES_DIR = "usr/share/k8sbm-lab/images";
  * package database may have changed since the last lab. It lives on a tmpfs of its own:
  * overlayfs refuses a lower layer inside another lower layer (here "/") of the same filesystem.
  */
-export function buildImageLayer(stateDir: string, log: (m: string) => void, opts: { cilium?: boolean } = {}): string {
+export function buildImageLayer(stateDir: string, log: (m: string) => void, opts: { cilium?: boolean; addons?: boolean } = {}): string {
   log("building the node image (first time: builds kubelet, etcd, containerd from Go modules)");
-  const out = execFileSync("bash", [NODE_IMAGE], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }).trim();
+  const out = nodeImageDir();
   const image = path.join(stateDir, "image");
   const merged = path.join(stateDir, "image.merged");
   for (const d of [image, merged]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
@@ -40,24 +41,38 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void, opts
   ]);
   removeTree(path.join(image, ".work"));
   fs.rmdirSync(merged);
-  if (opts.cilium) {
-    // cilium's agent and operator, the real CoreDNS (replacing the stand-in) and the test
-    // workload: linked, not copied (the agent image is large; the cache is in every host's root)
-    log("building the cilium images (first time: cilium, CoreDNS from Go modules, rootfs from Debian packages)");
-    const cil = ciliumImages();
-    for (const f of fs.readdirSync(path.join(cil, "images")).filter((f) => f.endsWith(".tar"))) {
+  // linked, not copied (the agent image is large; the cache is in every host's root)
+  const link = (dir: string) => {
+    for (const f of fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar"))) {
       const at = path.join(image, "upper", IMAGES_DIR, f);
       fs.rmSync(at, { force: true });
-      fs.symlinkSync(path.join(cil, "images", f), at);
+      fs.symlinkSync(path.join(dir, "images", f), at);
     }
+  };
+  if (opts.cilium) {
+    // cilium's agent and operator, the real CoreDNS (replacing the stand-in) and the test workload
+    log("building the cilium images (first time: cilium, CoreDNS from Go modules, rootfs from Debian packages)");
+    link(ciliumImages());
+  }
+  if (opts.addons) {
+    log("building the add-on images (first time: cert-manager, pebble from Go modules)");
+    link(addonsImages());
   }
   return path.join(image, "upper");
 }
 
-/** The lab's cilium images and chart (testbed/cilium-image.sh; built once, then cached): their directory. */
-export function ciliumImages(): string {
-  return execFileSync("bash", [CILIUM_IMAGES], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }).trim();
-}
+/** Runs a build script (built once, then cached; its progress on our stderr): the directory it prints. */
+const built = (script: string): string =>
+  execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 }).trim();
+
+/** The node image's build directory (bin/ holds our etcd, etcdctl, etcdutl…). */
+export const nodeImageDir = (): string => built(NODE_IMAGE);
+
+/** The lab's cilium images and chart (testbed/cilium-image.sh). */
+export const ciliumImages = (): string => built(CILIUM_IMAGES);
+
+/** The add-on test's images, chart and pebble (testbed/addons-image.sh). */
+export const addonsImages = (): string => built(ADDONS_IMAGES);
 
 /** The per-host cgroup roots the lab kubelets made (see node-image/kubelet-supervise). */
 export function removeLabCgroups(stateDir: string): void {

@@ -97,7 +97,20 @@ export async function killAll(pids: Iterable<number>): Promise<void> {
       /* already gone */
     }
   }
-  await waitFor("testbed processes to exit", 10_000, () => (targets.some(alive) ? undefined : true));
+  // 30 s: a process in uninterruptible I/O dies only when its I/O ends; say which ones stayed
+  await waitFor("testbed processes to exit", 30_000, () => (targets.some(alive) ? undefined : true)).catch((e: Error) => {
+    throw new Error(`${e.message}; still there: ${targets.filter(alive).map(procSummary).join(", ")}`);
+  });
+}
+
+/** "pid (comm) state", as /proc shows it */
+function procSummary(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return `${pid} ${stat.slice(stat.indexOf("("), stat.lastIndexOf(")") + 1)} ${stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)}`;
+  } catch {
+    return `${pid}`;
+  }
 }
 
 export function listNetns(): string[] {

@@ -1,7 +1,7 @@
 // Driving the testbed stack with the real CLI, for the end-to-end tests and the benchmark: a private
 // file backend, a copy of Pulumi.testbed.yaml (passed with --config-file) holding this testbed's client
 // key and recorded host keys.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -47,14 +47,7 @@ export class TestbedStack {
     const t0 = process.hrtime.bigint();
     const r = spawnSync(path.join(this.projectDir, "scripts/pulumi"), [...args, ...extra], {
       cwd: this.projectDir,
-      env: {
-        ...process.env,
-        PULUMI_BACKEND_URL: `file://${this.work}/backend`,
-        PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
-        PULUMI_CONFIG_PASSPHRASE_FILE: "",
-        ...this.env,
-        ...opts.env,
-      },
+      env: { ...this.cliEnv(), ...opts.env },
       encoding: "utf8",
       input: opts.input,
       timeout: 20 * 60_000,
@@ -82,6 +75,26 @@ export class TestbedStack {
     this.run(["config", "set", "--secret", "vrrpPassword", vrrpPassword]);
   }
 
+  /**
+   * Edits the stack's config file in place, as an operator edits Pulumi.<stack>.yaml: `fn` gets
+   * the keys without the project's namespace (`c.cilium.values`); secrets and the encryption salt
+   * are kept. Returns the file as it was, to put back with `restoreConfig`.
+   */
+  editConfig(fn: (c: Record<string, any>) => void): string {
+    const saved = fs.readFileSync(this.configFile, "utf8");
+    const doc = YAML.parse(saved) as { config: Record<string, unknown> };
+    const ns = "k8s-baremetal:";
+    const c = Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k.startsWith(ns) ? k.slice(ns.length) : k, v]));
+    fn(c);
+    doc.config = Object.fromEntries(Object.entries(c).map(([k, v]) => [k.includes(":") ? k : `${ns}${k}`, v]));
+    fs.writeFileSync(this.configFile, YAML.stringify(doc));
+    return saved;
+  }
+
+  restoreConfig(saved: string): void {
+    fs.writeFileSync(this.configFile, saved);
+  }
+
   /** The stack's config as the program sees it (secrets assumed set). */
   spec(): ClusterSpec {
     const raw = YAML.parse(fs.readFileSync(this.configFile, "utf8")).config as Record<string, unknown>;
@@ -91,10 +104,82 @@ export class TestbedStack {
     return parseStackConfig("k8s-baremetal", plain, new Set(secrets), Object.keys(cfg));
   }
 
+  /** The CLI's environment: this stack's file backend and passphrase. */
+  cliEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      PULUMI_BACKEND_URL: `file://${this.work}/backend`,
+      PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
+      PULUMI_CONFIG_PASSPHRASE_FILE: "",
+      ...this.env,
+    };
+  }
+
+  /** A run of `run`, started in the background in its own process group (to kill it whole). */
+  start(args: string[]): { child: ChildProcess; done: Promise<RunResult> } {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(
+      path.join(this.projectDir, "scripts/pulumi"),
+      [...args, "--stack", this.name, "--config-file", this.configFile, "--non-interactive"],
+      { cwd: this.projectDir, env: this.cliEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const done = new Promise<RunResult>((resolve) =>
+      child.on("close", (code, signal) =>
+        resolve({ code: code ?? (signal ? 128 : 1), out, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }),
+      ),
+    );
+    return { child, done };
+  }
+
+  /** `pulumi cancel` (with the file backend: removes the stack's lock); it takes no --config-file. */
+  cancel(): RunResult {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(path.join(this.projectDir, "scripts/pulumi"), ["cancel", "--yes", "--stack", this.name, "--non-interactive"], {
+      cwd: this.projectDir,
+      env: this.cliEnv(),
+      encoding: "utf8",
+      timeout: 5 * 60_000,
+    });
+    return { code: r.status ?? 1, out: `${r.stdout}\n${r.stderr}`, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  }
+
+  /** The file backend's lock files for this stack. */
+  lockFiles(): string[] {
+    const root = path.join(this.work, "backend", ".pulumi", "locks");
+    if (!fs.existsSync(root)) return [];
+    return (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith(".json")).map((f) => path.join(root, f));
+  }
+
+  /** The state, as `stack export` prints it. */
+  state(): { deployment?: Record<string, unknown> } {
+    return JSON.parse(this.run(["stack", "export"]).out.split("\n\n")[0].trim() || "{}") as { deployment?: Record<string, unknown> };
+  }
+
   remove(): void {
     fs.rmSync(this.work, { recursive: true, force: true });
   }
 }
+
+/** Polls `probe` every 200 ms until it returns a value. */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The processes of a process group (a killed run's CLI, language host, program, provider). */
+export const groupPids = (pgid: number): number[] =>
+  spawnSync("pgrep", ["-g", String(pgid)], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter(Boolean)
+    .map(Number);
 
 /** ids of the resources a `preview --diff` would update */
 export function updatedIds(out: string): string[] {

@@ -65,6 +65,8 @@ export interface UpOptions {
   kube?: boolean;
   /** with kube: cilium's images (testbed/cilium-image.sh) and the real CoreDNS imported too */
   cilium?: boolean;
+  /** with cilium: the add-on test's images too (testbed/addons-image.sh: cert-manager) */
+  addons?: boolean;
 }
 
 export function stateRoot(): string {

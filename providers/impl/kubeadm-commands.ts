@@ -31,7 +31,41 @@ const local = (cmd: string) => `${LOCAL_KUBECONFIG} && ${cmd}`;
 const kubectl = (args: string) => local(`kubectl --kubeconfig "$k" ${args}`);
 const kubeadm = (args: string) => local(`kubeadm ${args} --kubeconfig "$k"`);
 
-export const initCommand = (configPath: string) => `kubeadm init --config ${shq(configPath)} --upload-certs`;
+// restoring: etcd's data directory already holds the restored member (restoreEtcdCommand)
+export const initCommand = (configPath: string, restored = false) =>
+  `kubeadm init --config ${shq(configPath)} --upload-certs${restored ? " --ignore-preflight-errors=DirAvailable--var-lib-etcd" : ""}`;
+
+/** Where a restore's snapshot and CA archive are uploaded on the first control plane. */
+export const RESTORE_DIR = "/var/lib/k8s-baremetal/restore";
+export const RESTORE_SNAPSHOT = `${RESTORE_DIR}/snapshot.db`;
+export const RESTORE_PKI = `${RESTORE_DIR}/pki.tar`;
+
+/**
+ * Before `kubeadm init` from a snapshot: the CAs and service-account keys back in
+ * /etc/kubernetes/pki (init keeps them), and etcd's data directory restored as a one-member
+ * cluster of this node by etcdutl, run from kubeadm's own etcd image through containerd's ctr
+ * (the node has no etcd package). Its peer URL is the one kubeadm's etcd manifest gives it.
+ */
+export const restoreEtcdCommand = (configPath: string, node: string, advertiseAddress: string) => {
+  const peer = `${node}=https://${advertiseAddress}:2380`;
+  const staged = "/var/lib/etcd-k8sbm-restore";
+  return [
+    "set -e",
+    `tar -C /etc/kubernetes -xf ${RESTORE_PKI}`,
+    `img=$(kubeadm config images list --config ${shq(configPath)} 2>/dev/null | grep '/etcd:')`,
+    '[ -n "$img" ] || { echo "kubeadm names no etcd image" >&2; exit 1; }',
+    'ctr -n k8s.io images ls -q | grep -qxF "$img" || crictl pull "$img" >/dev/null',
+    `rm -rf ${staged}`,
+    `ctr -n k8s.io run --rm --mount type=bind,src=/var/lib,dst=/var/lib,options=rbind:rw "$img" k8sbm-etcd-restore-$$ ` +
+      `etcdutl snapshot restore ${RESTORE_SNAPSHOT} --name ${shq(node)} --initial-cluster ${shq(peer)} ` +
+      `--initial-advertise-peer-urls ${shq(`https://${advertiseAddress}:2380`)} --data-dir ${staged}`,
+    "install -d -m 0700 /var/lib/etcd",
+    "rm -rf /var/lib/etcd/member",
+    `mv ${staged}/member /var/lib/etcd/member`,
+    `rm -rf ${staged} ${RESTORE_DIR}`,
+  ].join("\n");
+};
+
 // A rehearsal reports failed preflight checks as warnings in its output instead of stopping.
 export const initDryRunCommand = (configPath: string) =>
   `kubeadm init --config ${shq(configPath)} --upload-certs --dry-run --ignore-preflight-errors=all 2>&1`;
@@ -39,6 +73,19 @@ export const initDryRunCommand = (configPath: string) =>
 /** sha256 of the CA's public key, as --discovery-token-ca-cert-hash wants it */
 export const caCertHashCommand =
   "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.* /sha256:/'";
+
+/** kubeadm's view of the certificates it manages here (CertificateExpirationInfo, JSON). */
+export const certExpirationCommand = kubeadm("certs check-expiration -o json");
+/** Every certificate kubeadm manages on this control plane, kubeconfigs included, renewed by its CA. */
+export const renewCertsCommand = kubeadm("certs renew all");
+export const renewAdminConfCommand = kubeadm("certs renew admin.conf");
+/** The id of the running container of a control-plane static pod. */
+export const staticPodContainerCommand = (name: string) => `crictl ps --name ${shq(`^${name}$`)} --state running -q | head -n 1`;
+/** The control plane's static pods load renewed certificates only when they start: their containers stop, the kubelet starts them again. */
+export const CONTROL_PLANE_PODS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
+export const restartControlPlaneCommand = `for c in ${CONTROL_PLANE_PODS.join(" ")}; do crictl ps --name "^$c\$" -q | xargs -r crictl stop >/dev/null; done`;
+/** Exit 0 when this node holds `ip` on an interface. */
+export const holdsAddressCommand = (ip: string) => `ip -4 -o addr show | grep -q ${shq(` ${ip}/`)}`;
 
 export const isInitializedCommand = `[ -s ${ADMIN_CONF} ] && [ -s ${APISERVER_MANIFEST} ] && ${kubectl("get --raw=/readyz >/dev/null")}`;
 

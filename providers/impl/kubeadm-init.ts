@@ -5,8 +5,11 @@
 // (the joins and removals that follow are the nodes' own KubeadmJoin resources).
 // No token or certificate key is kept: joins mint their own right before they run.
 import type { InitSystem } from "../../model/schema";
+import { randomBytes } from "crypto";
 import type { SshTarget } from "../ssh/types";
+import { renewalDue } from "../../plan/certificates";
 import { initRefusals } from "../../plan/day2";
+import { clientCertificateExpiry } from "./kubeconfig";
 import { changed, diffOf, hostOf, type Provider } from "./common";
 import * as k from "./kubeadm-commands";
 import * as membership from "./membership";
@@ -27,27 +30,48 @@ export interface KubeadmInitInputs {
   init: InitSystem;
   /** the API endpoint the exported kubeconfig names: https://<control-plane VIP>:<port> */
   server: string;
+  /** when there is no cluster, initialise it from this snapshot (etcdBackup.restoreFrom) */
+  restore: membership.RestoreSource | null;
+  /** the stack's admin kubeconfig is renewed when its certificate expires within this many days */
+  renewCertificatesBeforeDays: number;
 }
 
 export interface KubeadmInitOutputs extends KubeadmInitInputs {
   adminKubeconfig: string;
   caCertHash: string;
   dryRunOutput: string;
+  /**
+   * Minted each time `kubeadm init` makes the cluster (the first time, or again from a snapshot).
+   * Every membership follows it, so a cluster made anew has its nodes join again. (etcd's own
+   * cluster ID cannot tell: a restore onto the same first node gives the same one.)
+   */
+  generation: string;
 }
 
 /**
  * State written before the names settled: `leaders` for the control planes, `init` optional;
  * `server` is missing in state written before the kubeconfig was rebuilt from parsed parts.
  */
-type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init" | "server"> & {
+type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init" | "server" | "restore" | "generation" | "renewCertificatesBeforeDays"> & {
   controlPlanes?: SshTarget[];
   leaders?: SshTarget[];
   init?: InitSystem;
   server?: string;
+  restore?: membership.RestoreSource | null;
+  generation?: string;
+  renewCertificatesBeforeDays?: number;
 };
 export const upgradeState = (s: Recorded): KubeadmInitOutputs => {
   const { leaders, ...rest } = s;
-  return { ...rest, controlPlanes: s.controlPlanes ?? leaders ?? [], init: s.init ?? "systemd", server: s.server ?? "" };
+  return {
+    ...rest,
+    controlPlanes: s.controlPlanes ?? leaders ?? [],
+    init: s.init ?? "systemd",
+    server: s.server ?? "",
+    restore: s.restore ?? null,
+    generation: s.generation ?? "",
+    renewCertificatesBeforeDays: s.renewCertificatesBeforeDays ?? 30,
+  };
 };
 
 const clusterArgs = (i: KubeadmInitInputs): membership.ClusterArgs => ({
@@ -56,7 +80,16 @@ const clusterArgs = (i: KubeadmInitInputs): membership.ClusterArgs => ({
   configPath: i.configPath,
   init: i.init,
   untaint: i.untaint,
+  restore: i.restore,
 });
+
+/** The kubeconfig's client certificate expires within the window (one from a rehearsal has none). */
+function adminDue(kubeconfig: string, beforeDays: number): boolean {
+  const at = kubeconfig ? clientCertificateExpiry(kubeconfig) : "";
+  return at !== "" && renewalDue({ admin: at }, beforeDays).length > 0;
+}
+
+const newGeneration = () => randomBytes(8).toString("hex");
 
 export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
   // refused at preview: changes a live cluster cannot take (plan/day2.ts)
@@ -71,13 +104,13 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
       const r = await host.exec(k.initDryRunCommand(inputs.configPath), { timeoutMs: 10 * 60_000 });
       return {
         id: `${inputs.nodeName}:kubeadm-init-dry-run`,
-        outs: { ...inputs, adminKubeconfig: "", caCertHash: "", dryRunOutput: r.stdout },
+        outs: { ...inputs, adminKubeconfig: "", caCertHash: "", dryRunOutput: r.stdout, generation: "" },
       };
     }
     const cp = await membership.ensureCluster(clusterArgs(inputs));
     return {
       id: `${inputs.nodeName}:kubeadm-init`,
-      outs: { ...inputs, ...(await membership.adminKubeconfigOf(cp, inputs.server)), dryRunOutput: "" },
+      outs: { ...inputs, ...(await membership.adminKubeconfigOf(cp, inputs.server)), dryRunOutput: "", generation: newGeneration() },
     };
   },
 
@@ -85,7 +118,9 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
     const o = upgradeState(olds);
     // old state without `server`: not a change by itself (the next update records it)
     const before = o.server === "" ? { ...o, server: news.server } : o;
-    return diffOf(before as never, news as never, ["untaint", "config", "controlPlanes", "nodeName", "server"], ["dryRun"]);
+    const d = diffOf(before as never, news as never, ["untaint", "config", "controlPlanes", "nodeName", "server", "restore"], ["dryRun"]);
+    // the admin kubeconfig's certificate due: an update renews it (preview shows the update alone)
+    return !news.dryRun && adminDue(o.adminKubeconfig, news.renewCertificatesBeforeDays) ? { ...d, changes: true } : d;
   },
 
   async read(id, props) {
@@ -98,10 +133,16 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
 
   async update(_id, olds, news) {
     if (news.dryRun) return { outs: { ...upgradeState(olds), ...news } };
-    const cp = await membership.ensureCluster(clusterArgs(news));
+    const { host: cp, made } = await membership.ensureClusterMade(clusterArgs(news));
     if (changed(olds as never, news as never, ["config"]).length) await membership.reconfigure(news.connection, news.configPath);
     if (news.untaint) await membership.untaint(cp, news.nodeName);
-    return { outs: { ...news, ...(await membership.adminKubeconfigOf(cp, news.server)), dryRunOutput: "" } };
+    const generation = made ? newGeneration() : upgradeState(olds).generation;
+    let admin = await membership.adminKubeconfigOf(cp, news.server);
+    if (adminDue(admin.adminKubeconfig, news.renewCertificatesBeforeDays)) {
+      await membership.renewAdminConf(cp);
+      admin = await membership.adminKubeconfigOf(cp, news.server);
+    }
+    return { outs: { ...news, ...admin, dryRunOutput: "", generation } };
   },
 
   // The nodes leave through their own KubeadmJoin resources (deleted first, as they depend on

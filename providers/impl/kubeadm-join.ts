@@ -4,8 +4,9 @@
 import type { JoinConfiguration } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
 import type { SshTarget } from "../ssh/types";
+import { renewalDue } from "../../plan/certificates";
 import { joinRefusals, settingsChanges } from "../../plan/day2";
-import { diffOf, type Provider } from "./common";
+import { UNKNOWN, diffOf, hostOf, type Provider } from "./common";
 import * as membership from "./membership";
 
 export interface KubeadmJoinInputs {
@@ -24,22 +25,47 @@ export interface KubeadmJoinInputs {
   init: InitSystem;
   /** the cluster's settings this member runs with (plan/day2.ts memberSettings): a change rolls out to it */
   settings: string;
+  /** the cluster's generation (KubeadmInit): a cluster made anew, e.g. restored from a snapshot, has every node join again */
+  generation: string;
+  /** a control plane renews its kubeadm certificates when the earliest expires within this many days */
+  renewCertificatesBeforeDays: number;
+  /** the API VIP, and how this control plane's keepalived lets it go during a renewal (null: none runs here) */
+  vip: string;
+  vipHandOver: membership.VipHandOver | null;
 }
 
 export interface KubeadmJoinOutputs extends KubeadmJoinInputs {
   member: boolean;
+  /** a control plane's earliest kubeadm certificate expiry (ISO) as last read; "" on a worker */
+  certificateExpiry: string;
 }
 
 /**
  * State written before the names settled: `leaders` for the control planes, some fields optional
  * (`settings` "" in state written before members took the cluster's settings).
  */
-type Recorded = Omit<KubeadmJoinOutputs, "controlPlanes" | "init" | "handOver" | "settings"> & {
+type Recorded = Omit<
+  KubeadmJoinOutputs,
+  | "controlPlanes"
+  | "init"
+  | "handOver"
+  | "settings"
+  | "generation"
+  | "renewCertificatesBeforeDays"
+  | "vip"
+  | "vipHandOver"
+  | "certificateExpiry"
+> & {
   controlPlanes?: SshTarget[];
   leaders?: SshTarget[];
   init?: InitSystem;
   handOver?: string;
   settings?: string;
+  generation?: string;
+  renewCertificatesBeforeDays?: number;
+  vip?: string;
+  vipHandOver?: membership.VipHandOver | null;
+  certificateExpiry?: string;
 };
 export const upgradeState = (s: Recorded): KubeadmJoinOutputs => {
   const { leaders, ...rest } = s;
@@ -49,8 +75,21 @@ export const upgradeState = (s: Recorded): KubeadmJoinOutputs => {
     init: s.init ?? "systemd",
     handOver: s.handOver ?? "",
     settings: s.settings ?? "",
+    generation: s.generation ?? "",
+    renewCertificatesBeforeDays: s.renewCertificatesBeforeDays ?? 30,
+    vip: s.vip ?? "",
+    vipHandOver: s.vipHandOver ?? null,
+    certificateExpiry: s.certificateExpiry ?? "",
   };
 };
+
+/** A control plane's certificate expiry as it is on the node now ("" on a worker). */
+async function expiryOf(i: KubeadmJoinInputs): Promise<string> {
+  return i.controlPlane ? membership.certificateExpiry(await hostOf(i.connection)) : "";
+}
+
+/** A recorded expiry within the renewal window. */
+const due = (expiry: string, beforeDays: number) => expiry !== "" && renewalDue({ node: expiry }, beforeDays).length > 0;
 
 const membershipOf = (i: KubeadmJoinInputs): membership.NodeMembership => ({
   node: i.connection,
@@ -72,25 +111,37 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
   },
   async create(inputs) {
     await membership.join(membershipOf(inputs));
-    return { id: `${inputs.nodeName}:kubeadm-join`, outs: { ...inputs, member: true } };
+    return { id: `${inputs.nodeName}:kubeadm-join`, outs: { ...inputs, member: true, certificateExpiry: await expiryOf(inputs) } };
   },
   async diff(_id, olds, news) {
     // state written before members recorded their settings shows a change once: the update
     // records them (and applies nothing), so later changes of the settings can roll out
+    // The generation is unknown at preview whenever KubeadmInit updates, which mostly keeps it:
+    // not a change by itself there (the real value decides at `up`).
+    const before = upgradeState(olds);
     const d = diffOf(
-      upgradeState(olds) as never,
+      (news.generation === UNKNOWN ? { ...before, generation: news.generation } : before) as never,
       news as never,
-      ["untaint", "controlPlanes", "handOver", "init", "settings"],
+      ["untaint", "controlPlanes", "handOver", "init", "settings", "generation"],
       ["controlPlane", "nodeName"],
     );
-    // a node that left the cluster (refresh saw member=false) joins again
-    return olds.member ? d : { ...d, changes: true };
+    // a node that left the cluster (refresh saw member=false) joins again; a control plane whose
+    // certificates are due renews them (a dynamic provider cannot name a property for preview to
+    // show: the update appears alone, the stack output `certificates` has the dates)
+    // (state written before expiries were recorded shows a change once: the update reads it)
+    const unread = news.controlPlane && (olds as Recorded).certificateExpiry === undefined;
+    return olds.member && !unread && !due(before.certificateExpiry, news.renewCertificatesBeforeDays) ? d : { ...d, changes: true };
   },
   async read(id, props) {
-    const { controlPlanes, nodeName } = upgradeState(props);
+    const state = upgradeState(props);
+    const { controlPlanes, nodeName } = state;
     const cp = await membership.liveControlPlane(controlPlanes);
     if (!cp) throw membership.noLiveControlPlane(controlPlanes, `cannot read ${nodeName}'s membership`);
-    return { id, props: { ...props, member: await membership.isMember(cp, nodeName) } };
+    const member = await membership.isMember(cp, nodeName);
+    // the expiry as the node has it now (an operator may have renewed by hand); kept when the node does not answer
+    const certificateExpiry =
+      member && state.controlPlane ? await expiryOf(state).catch(() => state.certificateExpiry) : state.certificateExpiry;
+    return { id, props: { ...props, member, certificateExpiry } };
   },
   async update(_id, olds, news) {
     const before = upgradeState(olds);
@@ -98,7 +149,11 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
     // a member that stayed one takes the cluster's changed settings (a rejoin downloads them)
     if (before.member && before.settings !== "" && before.settings !== news.settings)
       await membership.applySettings(membershipOf(news), settingsChanges(before.settings, news.settings));
-    return { outs: { ...news, member: true } };
+    // decided on the certificates as they are now (a rejoin made new ones; an operator may have renewed)
+    let certificateExpiry = await expiryOf(news);
+    if (due(certificateExpiry, news.renewCertificatesBeforeDays))
+      certificateExpiry = await membership.renewCertificates(news.connection, news.vip, news.vipHandOver);
+    return { outs: { ...news, member: true, certificateExpiry } };
   },
   async delete(_id, props) {
     await membership.leave(membershipOf(upgradeState(props)));

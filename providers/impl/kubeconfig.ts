@@ -3,7 +3,8 @@
 // certificate and key), never copied. A control plane is a machine we manage, not one we trust
 // with code execution on the operator's workstation: a kubeconfig user with `exec`,
 // `auth-provider`, a token file or a proxy would run or send things there. Pure.
-import { parseDocument, stringify } from "yaml";
+import { X509Certificate } from "crypto";
+import { parse, parseDocument, stringify } from "yaml";
 
 export interface AdminCredentials {
   certificateAuthorityData: string;
@@ -98,4 +99,12 @@ export function buildKubeconfig(c: Omit<AdminCredentials, "server">, server: str
     },
     { indentSeq: false, lineWidth: 0 },
   );
+}
+
+/** When a kubeconfig's client certificate expires (ISO); "" when it has none (a rehearsal's empty one). */
+export function clientCertificateExpiry(kubeconfig: string): string {
+  const doc = parse(kubeconfig) as { users?: { user?: Record<string, unknown> }[] } | null;
+  const data = doc?.users?.[0]?.user?.["client-certificate-data"];
+  if (typeof data !== "string") return "";
+  return new Date(new X509Certificate(Buffer.from(data, "base64")).validTo).toISOString();
 }

@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import type * as pulumi from "@pulumi/pulumi";
 import { diffOf, type Provider } from "./common";
-import { virsh } from "../libvirt/virsh";
+import { virsh, volPath } from "../libvirt/virsh";
 
 export interface LibvirtVolumeInputs {
   uri: string;
@@ -21,11 +21,6 @@ export interface LibvirtVolumeInputs {
 
 export interface LibvirtVolumeOutputs extends LibvirtVolumeInputs {
   path: string;
-}
-
-async function volPath(i: LibvirtVolumeInputs): Promise<string | undefined> {
-  const r = await virsh(i.uri, ["vol-path", "--pool", i.pool, i.name], { allowFail: true });
-  return r.code === 0 ? r.stdout.trim() : undefined;
 }
 
 // The NoCloud seed: an ISO9660 volume labelled "cidata" (genisoimage on the machine running pulumi).

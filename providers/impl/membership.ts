@@ -1,7 +1,9 @@
 // Cluster membership in one place, as named steps: finding a live control plane, the etcd walk
 // (members, health, removals), creating the cluster, a node's join and its leave. The
 // KubeadmInit and KubeadmJoin providers only decide which of these steps run.
-import { randomBytes } from "crypto";
+import { createHash, randomBytes } from "crypto";
+import * as fs from "fs";
+import { earliestExpiry } from "../../plan/certificates";
 import { planMembership, type EtcdMember } from "../../plan/etcd";
 import { CA_HASH, joinConfigYaml } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
@@ -153,6 +155,16 @@ export async function sweepTokens(controlPlane: Host, run = RUN_ID): Promise<str
 
 // ---- the cluster --------------------------------------------------------------------------------
 
+/** A snapshot the first control plane is initialised from when there is no cluster (files on this machine). */
+export interface RestoreSource {
+  snapshot: string;
+  pki: string;
+  sha256: string;
+  pkiSha256: string;
+  /** the first control plane's etcd peer address (its wan1 address, as kubeadm's etcd manifest has it) */
+  advertiseAddress: string;
+}
+
 export interface ClusterArgs {
   /** the first control plane: where `kubeadm init` runs if there is no cluster yet */
   first: SshTarget;
@@ -161,6 +173,22 @@ export interface ClusterArgs {
   configPath: string;
   init: InitSystem;
   untaint: boolean;
+  restore?: RestoreSource | null;
+}
+
+/** A local file whose content must still be what preview checked. */
+function readChecked(file: string, sha256: string): Buffer {
+  const data = fs.readFileSync(file);
+  const sum = createHash("sha256").update(data).digest("hex");
+  if (sum !== sha256) throw new Error(`${file} changed since preview (sha256 ${sum}, expected ${sha256}): not restoring from it`);
+  return data;
+}
+
+/** The snapshot and the CAs uploaded, etcd's data restored from them on the node (before `kubeadm init`). */
+async function restoreEtcd(host: Host, a: ClusterArgs, r: RestoreSource): Promise<void> {
+  await host.writeFile(k.RESTORE_PKI, readChecked(r.pki, r.pkiSha256), 0o600);
+  await host.writeFile(k.RESTORE_SNAPSHOT, readChecked(r.snapshot, r.sha256), 0o600);
+  await host.exec(k.restoreEtcdCommand(a.configPath, a.first.name, r.advertiseAddress), { mutates: true, timeoutMs: 10 * 60_000 });
 }
 
 /** The first node, if it answers; else any control plane that does. */
@@ -183,12 +211,16 @@ async function assertNoCluster(a: ClusterArgs): Promise<void> {
   }
 }
 
-/** `kubeadm init` on the first control plane; the bootstrap token it leaves goes at once. */
+/**
+ * `kubeadm init` on the first control plane (from a snapshot when restoring); the bootstrap token
+ * it leaves goes at once.
+ */
 async function initCluster(a: ClusterArgs): Promise<Host> {
   const host = await hostOf(a.first);
   if (await hasLocalState(host)) await reset(host, a.init);
+  if (a.restore) await restoreEtcd(host, a, a.restore);
   await host.exec(k.startKubeletCommand(a.init), { mutates: true });
-  await host.exec(k.initCommand(a.configPath), { mutates: true, timeoutMs: 20 * 60_000 });
+  await host.exec(k.initCommand(a.configPath, !!a.restore), { mutates: true, timeoutMs: 20 * 60_000 });
   await host.exec(k.copyAdminConfCommand, { mutates: true });
   await sweepTokens(host);
   await host.exec(k.deleteUploadedCertsCommand, { mutates: true });
@@ -201,6 +233,11 @@ async function initCluster(a: ClusterArgs): Promise<Host> {
  * bootstrap tokens swept; or a new one.
  */
 export async function ensureCluster(a: ClusterArgs): Promise<Host> {
+  return (await ensureClusterMade(a)).host;
+}
+
+/** ensureCluster, and whether it made the cluster (`kubeadm init`, from a snapshot or not) just now. */
+export async function ensureClusterMade(a: ClusterArgs): Promise<{ host: Host; made: boolean }> {
   const live = await clusterControlPlane(a);
   if (live) {
     await checkControlPlaneChange(
@@ -208,10 +245,10 @@ export async function ensureCluster(a: ClusterArgs): Promise<Host> {
       a.controlPlanes.map((c) => c.name),
     );
     await sweepTokens(live);
-    return live;
+    return { host: live, made: false };
   }
   await assertNoCluster(a);
-  return initCluster(a);
+  return { host: await initCluster(a), made: true };
 }
 
 /** A changed configuration is uploaded from the first control plane; the members follow (applySettings). */
@@ -241,7 +278,10 @@ export async function untaint(controlPlane: Host, node: string): Promise<void> {
 // ---- one node -----------------------------------------------------------------------------------
 
 /** A node's membership as KubeadmJoin declares it, the node as `node`. */
-export type NodeMembership = Omit<KubeadmJoinInputs, "connection" | "nodeName"> & { node: SshTarget };
+export type NodeMembership = Omit<
+  KubeadmJoinInputs,
+  "connection" | "nodeName" | "generation" | "renewCertificatesBeforeDays" | "vip" | "vipHandOver"
+> & { node: SshTarget };
 
 /**
  * Credentials minted on a live control plane right before the join (a token with a short TTL;
@@ -292,8 +332,15 @@ export async function join(m: NodeMembership): Promise<void> {
     throw noLiveControlPlane(others, `cannot join ${self}`);
   }
   if (await isMember(cp, self)) {
-    if (m.controlPlane && m.untaint) await untaint(cp, self);
-    return;
+    const reached = await reach(m.node);
+    // a Node object with a kubelet behind it; one SSH cannot reach is left to its own resource
+    if (!reached || (await hasLocalState(reached))) {
+      if (m.controlPlane && m.untaint) await untaint(cp, self);
+      return;
+    }
+    // A Node object with nothing behind it (a restored snapshot's, or a node reset by hand):
+    // kubeadm refuses to join over a Ready one, so it goes, and the node joins afresh.
+    await cp.exec(k.deleteNodeCommand(self), { mutates: true });
   }
   const node = await hostOf(m.node);
   // Half-joined (an earlier join died midway): start clean.
@@ -355,4 +402,71 @@ export async function applySettings(m: NodeMembership, what: { kubelet: boolean;
   const node = await hostOf(m.node);
   if (m.controlPlane && what.controlPlane) await node.exec(k.controlPlaneSettingsCommand, { mutates: true, timeoutMs: 10 * 60_000 });
   if (what.kubelet) await node.exec(k.kubeletSettingsCommand(m.init), { mutates: true, timeoutMs: 5 * 60_000 });
+}
+
+// ---- certificates -------------------------------------------------------------------------------
+
+/** How a control plane's keepalived is stopped and started again: its VIP moves off while its apiserver restarts. */
+export interface VipHandOver {
+  stop: string;
+  start: string;
+}
+
+/** This control plane's earliest kubeadm certificate expiry (ISO). */
+export async function certificateExpiry(h: Host): Promise<string> {
+  return earliestExpiry((await h.exec(k.certExpirationCommand)).stdout);
+}
+
+/** A new admin.conf (client certificate only: nothing restarts); root's kubeconfig follows. */
+export async function renewAdminConf(h: Host): Promise<void> {
+  await h.exec(k.renewAdminConfCommand, { mutates: true });
+  await h.exec(k.copyAdminConfCommand, { mutates: true });
+}
+
+const RESTART_TIMEOUT_MS = 5 * 60_000;
+
+/** After its containers were stopped: a new apiserver container, the API ready and the local etcd healthy. */
+async function waitRestarted(h: Host, apiserverBefore: string): Promise<void> {
+  const deadline = Date.now() + RESTART_TIMEOUT_MS;
+  for (;;) {
+    const id = (await h.exec(k.staticPodContainerCommand("kube-apiserver"), { allowFail: true })).stdout.trim();
+    if (id && id !== apiserverBefore) {
+      const ready = (await h.exec(k.isInitializedCommand, { allowFail: true })).code === 0;
+      const etcd = parseHealth((await h.exec(k.etcdHealthCommand([k.LOCAL_ETCD]), { allowFail: true })).stdout).get(k.LOCAL_ETCD);
+      if (ready && etcd) return;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `${h.name}: the control plane did not come back within ${RESTART_TIMEOUT_MS / 1000} s after its certificates were renewed`,
+      );
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/**
+ * `kubeadm certs renew all` on this control plane, its static pods restarted to load them. etcd
+ * must be healthy first (the restart takes this member down for a moment); the VIP's holder hands
+ * it over first (its keepalived stops, so the VIP moves at once rather than after the health check
+ * notices) and takes part again once its API is back. The control planes' memberships are a chain
+ * in the graph, so they renew one at a time. Returns the new earliest expiry.
+ */
+export async function renewCertificates(node: SshTarget, vip: string, handOver: VipHandOver | null): Promise<string> {
+  const h = await hostOf(node);
+  const sick = (await etcdMembers(h)).filter((m) => !m.healthy);
+  if (sick.length)
+    throw new Error(
+      `not renewing ${node.name}'s certificates: etcd members ${sick.map((m) => m.name).join(", ")} are unhealthy, and a restart would take one more down`,
+    );
+  await h.exec(k.renewCertsCommand, { mutates: true, timeoutMs: RESTART_TIMEOUT_MS });
+  const holds = !!handOver && !!vip && (await h.exec(k.holdsAddressCommand(vip), { allowFail: true })).code === 0;
+  if (holds) await h.exec(handOver!.stop, { mutates: true });
+  try {
+    const before = (await h.exec(k.staticPodContainerCommand("kube-apiserver"))).stdout.trim();
+    await h.exec(k.restartControlPlaneCommand, { mutates: true });
+    await waitRestarted(h, before);
+  } finally {
+    if (holds) await h.exec(handOver!.start, { mutates: true });
+  }
+  await h.exec(k.copyAdminConfCommand, { mutates: true });
+  return certificateExpiry(h);
 }

@@ -7,7 +7,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { InitSystem, OsFamily } from "../../model/schema";
 import { OS_PROBE, osMismatch } from "../os/release";
 import { fingerprint, scanHostKey } from "../ssh";
-import { hostOf, type Provider } from "./common";
+import { canonical, hostOf, type Provider } from "./common";
 import type { SshTarget } from "../ssh/types";
 
 export interface SshHostInputs {
@@ -61,9 +61,10 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
   async create(inputs: SshHostInputs) {
     let hostKey = inputs.pinnedHostKey;
     if (!hostKey) {
-      const { host, port, connectTimeoutMs, name } = inputs.connection;
-      const seen = await scanHostKey({ host, port, timeoutMs: connectTimeoutMs });
-      if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, `${host}:${port}`, seen, inputs.configPath);
+      const { host, port, connectTimeoutMs, name, via } = inputs.connection;
+      const seen = await scanHostKey({ host, port, timeoutMs: connectTimeoutMs, via });
+      const endpoint = `${host}:${port}${via ? ` via ${via.name}` : ""}`;
+      if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, endpoint, seen, inputs.configPath);
       hostKey = seen;
     }
     const connection = await verify(inputs, hostKey);
@@ -71,11 +72,13 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
     return { id: inputs.connection.name, outs };
   },
 
-  // Every preview/up checks the live key against the recorded one (one pooled connection).
+  // Every preview/up checks the live key against the recorded one (one pooled connection). A new
+  // route to the node (address, port, jump host) reaches the state too: refresh reads through it.
   async diff(_id, olds: SshHostOutputs, news: SshHostInputs) {
     const wanted = news.pinnedHostKey ?? olds.hostKey;
     await verify(news, wanted);
-    const changes = wanted !== olds.hostKey;
+    const { hostKey: _pinned, ...route } = olds.connection;
+    const changes = wanted !== olds.hostKey || canonical(route) !== canonical(news.connection);
     return { changes, replaces: [], stables: [], deleteBeforeReplace: false };
   },
 

@@ -40,6 +40,12 @@ export function virsh(uri: string, args: string[], opts: { stdin?: string; allow
   });
 }
 
+/** A volume's path on the hypervisor; undefined when the pool has no such volume. */
+export async function volPath(v: { uri: string; pool: string; name: string }): Promise<string | undefined> {
+  const r = await virsh(v.uri, ["vol-path", "--pool", v.pool, v.name], { allowFail: true });
+  return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
 /**
  * virsh *-define wants a file. Not /dev/stdin: Node gives a child a socket as stdin, and opening
  * /proc/self/fd/0 of a socket fails (ENXIO). A private temporary file, removed afterwards.

@@ -51,9 +51,14 @@ const TRANSIENT_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
+/** A jump host could not open the TCP channel to the node (refused, unreachable, timed out): the node may be booting. */
+class JumpChannelError extends Error {}
+
 /** Worth another attempt: refused / reset / timed out / dropped before the handshake. */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof HostKeyMismatchError || err instanceof SshAuthError) return false;
+  // a failed jump host has had its own attempts
+  if (err instanceof HostKeyMismatchError || err instanceof SshAuthError || err instanceof SshConnectionError) return false;
+  if (err instanceof JumpChannelError) return true;
   const e = err as { code?: unknown; level?: unknown; message?: unknown };
   if (e?.level === "client-authentication") return false;
   if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
@@ -109,6 +114,16 @@ interface RawResult {
 /** The channel could not be opened: the command never started, so it is safe to retry. */
 class ChannelOpenError extends Error {}
 
+/**
+ * What carries a connection's bytes, as far as keeping the process alive goes: a TCP socket, or
+ * a channel through a jump host's connection (which it then holds instead).
+ */
+interface Transport {
+  ref(): void;
+  unref(): void;
+  destroy(err?: Error): void;
+}
+
 interface SshInternals {
   _protocol?: { ping?: () => void };
   _callbacks?: Array<(err?: Error) => void>;
@@ -124,7 +139,7 @@ class PooledConnection {
 
   constructor(
     readonly client: Client,
-    private readonly sock: net.Socket,
+    private readonly sock: Transport,
     readonly endpoint: string,
   ) {
     client.on("error", () => this.markClosed());
@@ -178,10 +193,10 @@ class PooledConnection {
   }
 
   // The socket holds the process open only while something is in flight.
-  private hold(): void {
+  hold(): void {
     if (this.busy++ === 0) this.sock.ref();
   }
-  private unhold(): void {
+  unhold(): void {
     if (--this.busy === 0) this.sock.unref();
   }
 
@@ -313,7 +328,69 @@ class PooledConnection {
 // connecting
 
 function endpointOf(t: SshTarget): string {
-  return `${t.host}:${t.port}`;
+  return t.via ? `${t.host}:${t.port} via ${t.via.name}` : `${t.host}:${t.port}`;
+}
+
+/** While the jump host's channel is in use, it holds the jump host's connection (and so the process). */
+function jumpTransport(jump: PooledConnection, channel: Duplex): Transport {
+  let held = false;
+  return {
+    ref: () => {
+      if (!held) ((held = true), jump.hold());
+    },
+    unref: () => {
+      if (held) ((held = false), jump.unhold());
+    },
+    destroy: (err) => channel.destroy(err),
+  };
+}
+
+/**
+ * The byte stream to t's sshd: a TCP socket, or a direct-tcpip channel opened by the jump host
+ * (connected through the pool, so nodes behind one jump host share its connection). A jump host
+ * that cannot be reached fails with its own name; one that cannot reach the node fails with a
+ * JumpChannelError, which is retried like a refused connection.
+ */
+async function streamTo(
+  t: Pick<SshTarget, "host" | "port" | "via" | "connectTimeoutMs">,
+): Promise<{ stream: Duplex; transport: Transport }> {
+  if (!t.via) {
+    const sock = net.connect({ host: t.host, port: t.port });
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, DEFAULTS.keepaliveMs);
+    return { stream: sock, transport: sock };
+  }
+  const jump = await pooled(t.via, validate(t.via));
+  const timeoutMs = t.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+  jump.hold();
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const opening = jump.forward(t.host, t.port, false);
+  // a channel that opens after we gave up is closed, not leaked
+  opening.then(
+    (c) => timedOut && c.destroy(),
+    () => undefined,
+  );
+  try {
+    const channel = await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(new JumpChannelError(`timed out after ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]);
+    const transport = jumpTransport(jump, channel);
+    transport.ref(); // until the handshake is done, like a new socket
+    return { stream: channel, transport };
+  } catch (e) {
+    if (e instanceof JumpChannelError) throw new JumpChannelError(`${t.via.name} could not reach ${t.host}:${t.port}: ${e.message}`);
+    throw new JumpChannelError(`${t.via.name} could not open a channel to ${t.host}:${t.port}: ${(e as Error).message}`);
+  } finally {
+    if (timer) clearTimeout(timer);
+    jump.unhold();
+  }
 }
 
 function validate(t: SshTarget): PublicKey {
@@ -336,12 +413,10 @@ function validate(t: SshTarget): PublicKey {
   }
 }
 
-function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
+async function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
   const endpoint = endpointOf(t);
+  const { stream: sock, transport } = await streamTo(t);
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: t.host, port: t.port });
-    sock.setNoDelay(true);
-    sock.setKeepAlive(true, DEFAULTS.keepaliveMs);
     const client = new Client();
     let presented: Buffer | undefined;
     let settled = false;
@@ -349,6 +424,7 @@ function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
       if (settled) return;
       settled = true;
       sock.destroy();
+      transport.unref();
       if (presented) {
         reject(
           new HostKeyMismatchError(t.name, endpoint, fingerprintOfBlob(pinned.blob), fingerprintOfBlob(presented), keyLineOf(presented)),
@@ -362,7 +438,7 @@ function openOnce(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
     client.on("ready", () => {
       if (settled) return;
       settled = true;
-      resolve(new PooledConnection(client, sock, endpoint));
+      resolve(new PooledConnection(client, transport, endpoint));
     });
     const config: ConnectConfig = {
       sock,
@@ -412,8 +488,10 @@ const live = new Set<PooledConnection>();
 
 function poolKey(t: SshTarget): string {
   const keyId = createHash("sha256").update(t.privateKey).digest("hex");
-  // the pinned key is part of the identity: a caller never gets a connection verified against another pin
-  return JSON.stringify([t.user, t.host, t.port, keyId, t.hostKey.trim().split(/\s+/).slice(0, 2).join(" ")]);
+  // the pinned key is part of the identity: a caller never gets a connection verified against
+  // another pin; so is the path (the same address behind another jump host is another host)
+  const pin = t.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
+  return JSON.stringify([t.user, t.host, t.port, keyId, pin, t.via ? poolKey(t.via) : null]);
 }
 
 async function pooled(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
@@ -604,9 +682,12 @@ export interface ScanOptions {
   retries?: number;
   /** only accept this key type (default: the server's preferred of ed25519, ecdsa, rsa) */
   keyType?: string;
+  /** reach the host through this jump host (its own key pinned) */
+  via?: SshTarget;
 }
 
-function scanOnce(o: ScanOptions): Promise<string> {
+async function scanOnce(o: ScanOptions): Promise<string> {
+  const { stream, transport } = await streamTo({ host: o.host, port: o.port, via: o.via, connectTimeoutMs: o.timeoutMs });
   return new Promise((resolve, reject) => {
     const client = new Client();
     let key: Buffer | undefined;
@@ -619,6 +700,8 @@ function scanOnce(o: ScanOptions): Promise<string> {
       } catch {
         /* gone */
       }
+      stream.destroy();
+      transport.unref();
       if (key) resolve(keyLineOf(key));
       else reject(err ?? new Error("no host key presented"));
     };
@@ -627,8 +710,7 @@ function scanOnce(o: ScanOptions): Promise<string> {
     client.on("ready", () => settle(new Error("unexpectedly authenticated")));
     try {
       client.connect({
-        host: o.host,
-        port: o.port,
+        sock: stream,
         username: "k8sbm-hostkey-scan",
         readyTimeout: o.timeoutMs ?? DEFAULTS.connectTimeoutMs,
         ...(o.keyType ? { algorithms: { serverHostKey: hostKeyAlgorithms(o.keyType) as never } } : {}),
@@ -651,7 +733,8 @@ export async function scanHostKey(o: ScanOptions): Promise<string> {
       return await scanOnce(o);
     } catch (e) {
       if (!isTransient(e) || attempt >= (o.retries ?? 0)) {
-        throw new SshConnectionError(name, `${o.host}:${o.port}`, (e as Error).message, attempt + 1);
+        const endpoint = `${o.host}:${o.port}${o.via ? ` via ${o.via.name}` : ""}`;
+        throw new SshConnectionError(name, endpoint, (e as Error).message, attempt + 1);
       }
       await sleep(backoffMs(attempt));
     }

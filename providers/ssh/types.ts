@@ -13,6 +13,12 @@ export interface SshTarget {
   connectTimeoutMs?: number;
   /** connect attempts after the first, with exponential backoff */
   retries?: number;
+  /**
+   * A jump host (OpenSSH's ProxyJump): the connection to host:port is a TCP channel opened from
+   * this host, verified end to end against `hostKey`; the jump host has its own pinned key.
+   * One connection to a jump host carries every node behind it.
+   */
+  via?: SshTarget;
 }
 
 export interface ExecOptions {

@@ -57,6 +57,13 @@ test("the dev stack declares the whole cluster", async () => {
   expect(count("pulumi-nodejs:dynamic/k8sbm:SshHost")).toBe(4);
   expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtNetwork")).toBe(2);
   expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtDomain")).toBe(4);
+  // the lab's prerequisites are one resource every network, disk and VM waits for; a base image
+  // given as a path is used as it is (no download)
+  const hypervisor = created.filter((c) => c.type.endsWith("LibvirtHypervisor"));
+  expect(hypervisor.map((c) => [c.name, c.inputs.uri, c.inputs.pool, c.inputs.domainType])).toEqual([
+    ["lab-hypervisor", "qemu:///system", "default", "kvm"],
+  ]);
+  expect(count("pulumi-nodejs:dynamic/k8sbm:LibvirtImage")).toBe(0);
   // the cluster is named for itself, not for its first node
   expect(created.filter((c) => c.type.endsWith("KubeadmInit")).map((c) => c.name)).toEqual(["kubeadm-init"]);
   // every node has a membership, the first control plane's included (k8s-4 joins as a worker)
@@ -74,6 +81,21 @@ test("the dev stack declares the whole cluster", async () => {
       .map((c) => c.name)
       .sort(),
   ).toEqual(["k8s-1-keepalived", "k8s-2-keepalived", "k8s-3-keepalived"]);
+  // etcd snapshots on each control plane (Gentoo/OpenRC: the script and a cron.d entry run by
+  // cronie), none on the worker, and no on-demand snapshot until etcdBackup.snapshotNow is set
+  const backupOf = (node: string) =>
+    created
+      .filter((c) => new RegExp(`^${node}-(etcd-snapshot|cron)`).test(c.name))
+      .map((c) => `${c.type.replace(/.*:/, "")} ${c.name}`)
+      .sort();
+  expect(backupOf("k8s-2")).toEqual([
+    "Packages k8s-2-cron",
+    "RemoteFile k8s-2-etcd-snapshot-cron",
+    "RemoteFile k8s-2-etcd-snapshot-script",
+    "Service k8s-2-cronie",
+  ]);
+  expect(backupOf("k8s-4")).toEqual([]);
+  expect(count("pulumi-nodejs:dynamic/k8sbm:EtcdSnapshot")).toBe(0);
   const kubeconfig = program.kubeconfig as pulumi.Output<string>;
   expect(await (kubeconfig as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
 });

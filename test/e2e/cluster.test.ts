@@ -10,14 +10,19 @@
 // (the cluster's network is test/e2e/cilium.test.ts's), so nodes stay NotReady and only static
 // and host-network pods run; the coredns/kube-proxy images are stand-ins that never start.
 import * as fs from "fs";
-import * as YAML from "yaml";
 import { describeTestbed } from "../testbed";
 import { down, hostExec, sshTarget, up, type TestbedState } from "../../testbed";
-import { LIVE_CLUSTER, TestbedStack, testbedStackConfig } from "../../testbed/stack";
+import { LIVE_CLUSTER, TestbedStack, groupPids, testbedStackConfig, until } from "../../testbed/stack";
 import { KUBEADM_INIT_PATH, KUBEADM_JOIN_PATH, TOKEN_MARK } from "../../render/kubeadm";
-import { memberListCommand } from "../../providers/impl/kubeadm-commands";
+import { memberListCommand, resetCommand } from "../../providers/impl/kubeadm-commands";
 import { ensureCluster } from "../../providers/impl/membership";
 import { closeAll } from "../../providers/ssh";
+import { nodeImageDir } from "../../testbed/node-image";
+import { RESTORE_PKI_FILES, SNAPSHOT_SCRIPT_PATH } from "../../render/etcd-backup";
+import { execFileSync } from "child_process";
+import { createHash } from "crypto";
+import * as os from "os";
+import * as path from "path";
 
 // each step is a real `pulumi up` on a 2-core machine running up to 4 control planes
 jest.setTimeout(15 * 60_000);
@@ -29,7 +34,15 @@ const VIP = "10.118.12.100";
 
 let lab: TestbedState;
 let stack: TestbedStack;
+/** etcdBackup.localDirectory: on-demand snapshots land in <it>/<stack> */
+const snapshotsHere = fs.mkdtempSync(path.join(os.tmpdir(), "k8sbm-snapshots-"));
 const timings: Record<string, number> = {};
+
+/** A stack output as JSON (the run's text also carries its stderr). */
+function output<T>(name: string): T {
+  const out = stack.run(["stack", "output", name, "--json"]).out;
+  return JSON.parse(out.slice(out.indexOf("{"), out.lastIndexOf("}") + 1)) as T;
+}
 
 const sh = (host: string, cmd: string, timeoutMs = 60_000) => hostExec(lab, host, cmd, { timeoutMs }).then((r) => r.stdout);
 const kubectl = (host: string, args: string) => sh(host, `kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`);
@@ -69,10 +82,10 @@ function node(i: number, roles: string[]) {
 
 /** Replaces the stack's nodes (and how many balancers back each external IP), keeping its secrets. */
 function setNodes(nodes: ReturnType<typeof node>[], ipsPerNode = 3): void {
-  const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, any> };
-  doc.config["k8s-baremetal:nodes"] = nodes;
-  doc.config["k8s-baremetal:vrrp"].external.ipsPerNode = ipsPerNode;
-  fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+  stack.editConfig((c) => {
+    c.nodes = nodes;
+    c.vrrp.external.ipsPerNode = ipsPerNode;
+  });
 }
 
 function up_(label: string, extra: string[] = []) {
@@ -123,7 +136,7 @@ describeTestbed("a live cluster through pulumi up", () => {
     stack = new TestbedStack(
       testbedStackConfig({
         basePort: BASE_PORT,
-        extra: LIVE_CLUSTER,
+        extra: { ...LIVE_CLUSTER, etcdBackup: { retain: 2, localDirectory: snapshotsHere } },
       }),
     );
     setNodes([node(1, CP), node(2, CP), node(3, CP), node(4, ["worker"])]);
@@ -140,6 +153,7 @@ describeTestbed("a live cluster through pulumi up", () => {
     );
     closeAll();
     stack?.remove();
+    fs.rmSync(snapshotsHere, { recursive: true, force: true });
     if (!process.env.K8SBM_LAB_KEEP) await down(LAB);
   }, 10 * 60_000);
 
@@ -199,27 +213,208 @@ describeTestbed("a live cluster through pulumi up", () => {
     }
   });
 
+  // Stand-in: the lab has no init system, so no timer or cron runs the script; the test runs it
+  // the way they would (their unit files are checked by systemd-analyze in test/unit/etcd-backup).
+  test("etcd snapshots: the control planes' script keeps the newest `retain`, each read by etcdutl; one on demand lands here with its sha256", async () => {
+    const dir = "/var/backups/etcd";
+    const taken: string[] = [];
+    for (let i = 0; i < 3; i++) taken.push((await sh("k8s-2", SNAPSHOT_SCRIPT_PATH, 120_000)).trim());
+    expect(new Set(taken).size).toBe(3);
+    // retain 2: the oldest is gone with its checksum and status
+    const listed = (await sh("k8s-2", `ls -1 ${dir}`)).trim().split("\n");
+    const names = taken.map((t) => path.basename(t));
+    expect(listed.sort()).toEqual(
+      names
+        .slice(1)
+        .flatMap((n) => [n, `${n}.pki.tar`, `${n}.sha256`, `${n}.status.json`])
+        .sort(),
+    );
+    // both the snapshot and the CA archive check out; the archive holds the CAs and the service-account keys
+    expect(await sh("k8s-2", `cd ${dir} && sha256sum -c ${names[2]}.sha256`)).toBe(`${names[2]}: OK\n${names[2]}.pki.tar: OK\n`);
+    expect((await sh("k8s-2", `tar -tf ${taken[2]}.pki.tar`)).trim().split("\n").sort()).toEqual([...RESTORE_PKI_FILES].sort());
+    expect(await sh("k8s-2", `stat -c '%a %U' ${dir} ${taken[2]} ${taken[2]}.pki.tar`)).toBe("700 root\n600 root\n600 root\n");
+    const status = JSON.parse(await sh("k8s-2", `cat ${taken[2]}.status.json`)) as { revision: number; totalKey: number };
+    expect(status.revision).toBeGreaterThan(0);
+    // nothing left in etcd's data directory
+    expect(await sh("k8s-2", "ls -A /var/lib/etcd")).toBe("member\n");
+
+    // on demand: a new label, one `up`, the snapshot here
+    stack.run(["config", "set", "--path", "etcdBackup.snapshotNow", "drill-1"]);
+    up_("on-demand etcd snapshot");
+    const out = output<{ file: string; sha256: string; revision: number; node: string }>("etcdSnapshot");
+    expect(path.dirname(out.file)).toBe(path.join(snapshotsHere, stack.name));
+    expect(out.node).toBe("k8s-1");
+    const data = fs.readFileSync(out.file);
+    expect(createHash("sha256").update(data).digest("hex")).toBe(out.sha256);
+    // the CA archive came along, and both match the node's checksums
+    const pkiSum = createHash("sha256")
+      .update(fs.readFileSync(`${out.file}.pki.tar`))
+      .digest("hex");
+    expect(fs.readFileSync(`${out.file}.sha256`, "utf8")).toBe(
+      `${out.sha256}  ${path.basename(out.file)}\n${pkiSum}  ${path.basename(out.file)}.pki.tar\n`,
+    );
+    expect(fs.statSync(`${out.file}.pki.tar`).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(out.file).mode & 0o777).toBe(0o600);
+    // our own etcdutl, independent of the node's, reads the copy
+    const etcdutl = path.join(nodeImageDir(), "bin", "etcdutl");
+    const local = JSON.parse(execFileSync(etcdutl, ["snapshot", "status", out.file, "-w", "json"], { encoding: "utf8" })) as {
+      revision: number;
+      totalKey: number;
+    };
+    expect(local.revision).toBe(out.revision);
+    expect(local.totalKey).toBeGreaterThan(100);
+    stack.run(["preview", "--expect-no-changes"]);
+    // the copy here went missing: preview says so, `up` takes the snapshot again
+    fs.rmSync(out.file);
+    expect(stack.run(["preview", "--diff"]).out).toMatch(/~ .*EtcdSnapshot|etcd-snapshot.*update/);
+    up_("etcd snapshot taken again");
+    const again = output<{ file: string; revision: number }>("etcdSnapshot");
+    expect(fs.existsSync(again.file)).toBe(true);
+    expect(again.revision).toBeGreaterThanOrEqual(out.revision);
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  // The restore drill: every control plane's etcd lost (each reset), the cluster brought back by
+  // `up` from a snapshot that k8s-2's scheduled script took, onto k8s-1.
+  test("restore drill: every control plane reset, `up` with etcdBackup.restoreFrom brings the cluster back from k8s-2's snapshot", async () => {
+    await kubectl("k8s-1", "create configmap drill-before --from-literal=at=snapshot");
+    const taken = (await sh("k8s-2", SNAPSHOT_SCRIPT_PATH, 120_000)).trim();
+    await kubectl("k8s-1", "create configmap drill-after --from-literal=at=later");
+    // the operator copies it (with its CAs and checksums) from the node to this machine
+    const here = path.join(snapshotsHere, "from-k8s-2");
+    fs.mkdirSync(here, { recursive: true });
+    for (const suffix of ["", ".pki.tar", ".sha256"])
+      fs.writeFileSync(
+        path.join(here, path.basename(taken) + suffix),
+        Buffer.from((await sh("k8s-2", `base64 -w0 ${taken}${suffix}`)).trim(), "base64"),
+      );
+    const workerKubelet = await sh("k8s-4", "cat /etc/kubernetes/kubelet.conf");
+
+    for (const h of ["k8s-3", "k8s-2", "k8s-1"]) await sh(h, resetCommand("none"), 5 * 60_000);
+    expect(await residue("k8s-1")).not.toContain("admin.conf");
+
+    // a damaged snapshot is refused at preview, naming the key
+    const restoreFrom = path.join(here, path.basename(taken));
+    fs.appendFileSync(`${restoreFrom}.pki.tar`, "x");
+    stack.run(["config", "set", "--path", "etcdBackup.restoreFrom", restoreFrom]);
+    const refused = stack.run(["preview"], { allowFail: true });
+    expect(refused.code).not.toBe(0);
+    expect(refused.out).toContain("k8s-baremetal:etcdBackup.restoreFrom: ");
+    expect(refused.out).toContain("does not match its sha256");
+    fs.writeFileSync(`${restoreFrom}.pki.tar`, Buffer.from((await sh("k8s-2", `base64 -w0 ${taken}.pki.tar`)).trim(), "base64"));
+
+    const restoredAt = Math.floor(Date.now() / 1000) * 1000;
+    up_("restore from a snapshot (init on k8s-1, 2 control planes join again)");
+    expect(await kubectl("k8s-1", "get configmap drill-before -o jsonpath='{.data.at}'")).toBe("snapshot");
+    expect(
+      (await hostExec(lab, "k8s-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf get configmap drill-after", { allowFail: true })).code,
+    ).not.toBe(0);
+    expect(await etcdMembers("k8s-1")).toEqual(["k8s-1", "k8s-2", "k8s-3"]);
+    expect(await healthyMembers("k8s-1")).toEqual(["k8s-1", "k8s-2", "k8s-3"]);
+    expect(await nodeNames("k8s-1")).toEqual(["k8s-1", "k8s-2", "k8s-3", "k8s-4"]);
+    // the CAs came back with the data: the worker, never touched, still has a valid identity
+    expect(await sh("k8s-4", "cat /etc/kubernetes/kubelet.conf")).toBe(workerKubelet);
+    // …and its kubelet renews its lease through the restored cluster
+    const renewed = async () => Date.parse(await kubectl("k8s-1", "get lease -n kube-node-lease k8s-4 -o jsonpath='{.spec.renewTime}'"));
+    const deadline = Date.now() + 90_000;
+    while ((await renewed()) < restoredAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2000));
+    expect(await renewed()).toBeGreaterThanOrEqual(restoredAt);
+    // the VIP answers on a control plane
+    expect(await holdersOfVip(["k8s-1", "k8s-2", "k8s-3"])).toHaveLength(1);
+    expect(await sh("k8s-4", `curl -sk https://${VIP}:6443/readyz`)).toBe("ok");
+    // the stack's kubeconfig is the new admin credential
+    const kubeconfig = stack.run(["stack", "output", "kubeconfig", "--show-secrets"]).out;
+    expect(kubeconfig).toContain(`server: https://${VIP}:6443`);
+    stack.run(["preview", "--expect-no-changes"]);
+
+    // done: the restore source goes; nothing else changes
+    stack.run(["config", "rm", "--path", "etcdBackup.restoreFrom"]);
+    up_("restore source removed");
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  // Certificate renewal (issue 14): kubeadm's certificates last a year; a window wider than that
+  // makes every `up` renew them, which is how this test triggers a renewal without waiting a year.
+  test("certificates: a renewal window wider than their lifetime renews each control plane's in turn, the API VIP still answering", async () => {
+    const cps = ["k8s-1", "k8s-2", "k8s-3"];
+    const DAY = 24 * 60 * 60 * 1000;
+    type Certificates = { controlPlanes: Record<string, string>; adminKubeconfig: string; renewBeforeDays: number };
+    const apiserverCert = (h: string) => sh(h, "openssl x509 -noout -serial -enddate -in /etc/kubernetes/pki/apiserver.crt");
+    // what the running apiserver presents on this node's own address
+    const served = (h: string) =>
+      sh(
+        h,
+        `echo | openssl s_client -connect $(ip -4 -o addr show wan1 | awk '{print $4}' | cut -d/ -f1 | head -n1):6443 2>/dev/null | openssl x509 -noout -serial -enddate`,
+      );
+    const before = await Promise.all(cps.map(apiserverCert));
+    const out0 = output<Certificates>("certificates");
+    expect(Object.keys(out0.controlPlanes).sort()).toEqual(cps);
+    for (const at of [...Object.values(out0.controlPlanes), out0.adminKubeconfig])
+      expect(Date.parse(at) - Date.now()).toBeGreaterThan(360 * DAY);
+    expect(out0.renewBeforeDays).toBe(30);
+
+    stack.run(["config", "set", "--path", "certificates.renewBeforeDays", "400"]);
+    const preview = stack.run(["preview", "--diff"]).out;
+    // the admin kubeconfig's renewal, then each control plane's; the worker is not concerned
+    for (const r of ["KubeadmInit::kubeadm-init", ...cps.map((h) => `KubeadmJoin::${h}-kubeadm-join`)])
+      expect(preview).toMatch(new RegExp(`${r}\\][\\s\\S]*?renewCertificatesBeforeDays: 30 => 400`));
+    expect(preview).toMatch(/~ 4 to update/);
+    // the API through the VIP, probed from the worker every 200 ms while the control planes restart
+    const probe = "/run/k8sbm-vip-probe";
+    await sh(
+      "k8s-4",
+      `rm -f ${probe}.*; setsid sh -c 'while [ ! -e ${probe}.stop ]; do curl -sk --max-time 2 -o /dev/null -w "%{http_code}\\n" https://${VIP}:6443/readyz >>${probe}.log; sleep 0.2; done' </dev/null >/dev/null 2>&1 &`,
+    );
+    up_("certificates renewed on 3 control planes");
+    await sh("k8s-4", `touch ${probe}.stop; sleep 3`);
+    const answers = (await sh("k8s-4", `cat ${probe}.log`)).trim().split("\n");
+    const failed = answers.filter((a) => a !== "200").length;
+    // eslint-disable-next-line no-console
+    console.log(`API VIP during the renewal: ${failed} of ${answers.length} probes failed`);
+    expect(answers.length).toBeGreaterThan(20);
+    expect(answers[answers.length - 1]).toBe("200");
+
+    const after = await Promise.all(cps.map(apiserverCert));
+    for (let i = 0; i < cps.length; i++) {
+      expect(after[i]).not.toBe(before[i]);
+      // the restarted apiserver serves the renewed certificate
+      expect(await served(cps[i])).toBe(after[i]);
+    }
+    const out1 = output<Certificates>("certificates");
+    for (const h of cps) expect(Date.parse(out1.controlPlanes[h])).toBeGreaterThan(Date.parse(out0.controlPlanes[h]));
+    expect(Date.parse(out1.adminKubeconfig)).toBeGreaterThan(Date.parse(out0.adminKubeconfig));
+    // the stack's kubeconfig carries a renewed admin certificate, issued by the cluster's CA
+    const stackCert = /client-certificate-data: (\S+)/.exec(stack.run(["stack", "output", "kubeconfig", "--show-secrets"]).out)?.[1];
+    expect(stackCert).toBeTruthy();
+    expect(await sh("k8s-1", `echo ${stackCert} | base64 -d | openssl verify -CAfile /etc/kubernetes/pki/ca.crt`)).toBe("stdin: OK\n");
+    expect(await healthyMembers("k8s-1")).toEqual(cps);
+    expect(await holdersOfVip(cps)).toHaveLength(1);
+
+    // back to the default window: nothing is due, nothing changes
+    stack.run(["config", "set", "--path", "certificates.renewBeforeDays", "30"]);
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
   test("changes a live cluster cannot take are refused at preview, naming the key and the way", () => {
     const saved = fs.readFileSync(stack.configFile, "utf8");
     // each preview stops at the first resource that refuses: one change per preview
     const refused = (change: (config: Record<string, any>) => void): string => {
-      const doc = YAML.parse(saved) as { config: Record<string, any> };
-      change(doc.config);
-      fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+      stack.restoreConfig(saved);
+      stack.editConfig(change);
       const r = stack.run(["preview"], { allowFail: true });
       expect(r.code).not.toBe(0);
       return r.out;
     };
     try {
-      expect(refused((c) => (c["k8s-baremetal:cluster"] = { ...c["k8s-baremetal:cluster"], podSubnet: "10.250.0.0/16" }))).toMatch(
+      expect(refused((c) => (c.cluster = { ...c.cluster, podSubnet: "10.250.0.0/16" }))).toMatch(
         /cluster\.podSubnet cannot change from "10\.244\.0\.0\/16" to "10\.250\.0\.0\/16" on a live cluster/,
       );
       // k8s-3 and k8s-4 swap roles
-      expect(refused((c) => ((c["k8s-baremetal:nodes"][2].roles = ["worker"]), (c["k8s-baremetal:nodes"][3].roles = CP)))).toMatch(
+      expect(refused((c) => ((c.nodes[2].roles = ["worker"]), (c.nodes[3].roles = CP)))).toMatch(
         /nodes\[\]\.roles of k8s-[34]: a (worker|control plane) does not become a (control plane|worker) in place[\s\S]*Remove k8s-[34] from nodes/,
       );
     } finally {
-      fs.writeFileSync(stack.configFile, saved);
+      stack.restoreConfig(saved);
     }
     stack.run(["preview", "--expect-no-changes"]);
   });
@@ -227,12 +422,7 @@ describeTestbed("a live cluster through pulumi up", () => {
   test("a changed setting reaches every node it concerns: each controller-manager, each kubelet", async () => {
     const kubeletPid = (h: string) => sh(h, "pgrep -x kubelet").then((s) => s.trim());
     const before = await Promise.all(["k8s-1", "k8s-2", "k8s-3", "k8s-4"].map(kubeletPid));
-    const doc = YAML.parse(fs.readFileSync(stack.configFile, "utf8")) as { config: Record<string, any> };
-    doc.config["k8s-baremetal:cluster"] = {
-      ...doc.config["k8s-baremetal:cluster"],
-      health: { nodeMonitorGracePeriod: "20s", nodeStatusUpdateFrequency: "5s" },
-    };
-    fs.writeFileSync(stack.configFile, YAML.stringify(doc));
+    stack.editConfig((c) => (c.cluster = { ...c.cluster, health: { nodeMonitorGracePeriod: "20s", nodeStatusUpdateFrequency: "5s" } }));
     const preview = stack.run(["preview", "--diff"]).out;
     expect(preview).toMatch(/k8s-4-kubeadm-join[\s\S]*nodeStatusUpdateFrequency\s*: "4s" => "5s"/);
     expect(preview).toMatch(/value: 20s/);
@@ -333,6 +523,91 @@ describeTestbed("a live cluster through pulumi up", () => {
     expect(await nodeNames("k8s-2")).toEqual(["k8s-1", "k8s-2", "k8s-5"]);
     expect(await residue("k8s-4")).toBe("");
     expect(await sh("k8s-4", "pgrep -x kubelet || echo stopped")).toContain("stopped");
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  // A machine that died: SSH cannot reach it. Listed in unreachableNodes, it is never contacted:
+  // its membership leaves etcd and the API through a live control plane, and the state forgets
+  // its other resources. k8s-3 (reset when its etcd died) takes its place.
+  test("a control plane SSH cannot reach is replaced: its member leaves etcd and the API, its resources leave the state", async () => {
+    // k8s-1 dies: keepalived, the kubelet and every container stop, and its sshd freezes (SSH times out)
+    await sh(
+      "k8s-1",
+      "pkill -x keepalived; /etc/init.d/kubelet stop; crictl -r unix:///run/containerd/containerd.sock ps -q | xargs -r crictl -r unix:///run/containerd/containerd.sock stop -t 0 >/dev/null",
+    );
+    const sshd = (await sh("k8s-1", "pgrep -o -x sshd")).trim();
+    await sh("k8s-1", `kill -STOP ${sshd}`);
+    try {
+      for (let i = 0; i < 30 && (await healthyMembers("k8s-2")).includes("k8s-1"); i++) await new Promise((r) => setTimeout(r, 1000));
+      expect(await healthyMembers("k8s-2")).toEqual(["k8s-2", "k8s-5"]);
+      const urnsOf = (name: string) =>
+        (
+          JSON.parse(stack.run(["stack", "export"]).out.replace(/^[^{]*/, "")) as { deployment: { resources?: { urn: string }[] } }
+        ).deployment
+          .resources!.map((r) => r.urn)
+          .filter((u) => u.endsWith(`::${name}`) || u.includes(`::${name}-`));
+      expect(urnsOf("k8s-1").length).toBeGreaterThan(10);
+
+      // left in nodes and listed unreachable at once: refused at preview, naming the key
+      stack.run(["config", "set", "--path", "unreachableNodes[0]", "k8s-1"]);
+      const refused = stack.run(["preview"], { allowFail: true });
+      expect(refused.code).not.toBe(0);
+      expect(refused.out).toContain("k8s-baremetal:unreachableNodes: k8s-1 is still in nodes");
+
+      setNodes([node(2, CP), node(5, CP), node(3, CP)]);
+      up_("replace an unreachable control plane");
+      expect(await etcdMembers("k8s-2")).toEqual(["k8s-2", "k8s-3", "k8s-5"]);
+      expect(await healthyMembers("k8s-2")).toEqual(["k8s-2", "k8s-3", "k8s-5"]);
+      expect(await nodeNames("k8s-2")).toEqual(["k8s-2", "k8s-3", "k8s-5"]);
+      expect(await holdersOfVip(["k8s-2", "k8s-3", "k8s-5"])).toHaveLength(1);
+      expect(await kubectl("k8s-3", "get --raw /readyz")).toBe("ok");
+      expect(urnsOf("k8s-1")).toEqual([]);
+      stack.run(["preview", "--expect-no-changes"]);
+    } finally {
+      await sh("k8s-1", `kill -CONT ${sshd}`);
+    }
+    // never contacted: what the program wrote there is still there; the operator wipes the machine
+    expect(await residue("k8s-1")).toContain("kubelet.conf");
+    await sh("k8s-1", resetCommand("none"), 5 * 60_000);
+    stack.run(["config", "rm", "--path", "unreachableNodes"]);
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  // `pulumi up` killed (SIGKILL, the whole process group) while a control plane's `kubeadm join`
+  // runs; the documented recovery (README, "After a killed `pulumi up`") converges with one etcd
+  // member per node and no node half-joined.
+  test("`up` killed during a control-plane join: the documented recovery converges, one etcd member per node", async () => {
+    setNodes([node(2, CP), node(5, CP), node(3, CP), node(1, CP), node(4, CP)]);
+    const run = stack.start(["up", "--yes", "--skip-preview"]);
+    await until("k8s-1's kubeadm join to start", 10 * 60_000, async () =>
+      (await hostExec(lab, "k8s-1", "pgrep -f '^kubeadm join'", { allowFail: true })).code === 0 ? true : undefined,
+    );
+    // well into the join: etcd is growing or the control plane's static pods are starting
+    await new Promise((r) => setTimeout(r, 5000));
+    process.kill(-run.child.pid!, "SIGKILL");
+    expect((await run.done).code).not.toBe(0);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(groupPids(run.child.pid!)).toEqual([]);
+    // what the kill left on k8s-1: the join's process may outlive its SSH session
+    const orphan = (await hostExec(lab, "k8s-1", "pgrep -f '^kubeadm join'", { allowFail: true })).code === 0;
+    // eslint-disable-next-line no-console
+    console.log(
+      `after the kill: kubeadm join on k8s-1 ${orphan ? "still running" : "gone"}; etcd members ${(await etcdMembers("k8s-2")).join(" ")}`,
+    );
+
+    expect(stack.lockFiles()).toHaveLength(1);
+    expect(stack.cancel().code).toBe(0);
+    const pending = (stack.state().deployment?.pending_operations as unknown[] | undefined) ?? [];
+    expect(pending.length).toBeGreaterThan(0);
+    const rec = up_("recovery after a kill during a control-plane join");
+    expect(rec.out).toContain(`with ${pending.length} pending operations from previous deployment`);
+    const members = await etcdMembers("k8s-2");
+    expect(members).toEqual(["k8s-1", "k8s-2", "k8s-3", "k8s-4", "k8s-5"]);
+    expect(await healthyMembers("k8s-2")).toEqual(members);
+    expect(await nodeNames("k8s-2")).toEqual(members);
+    for (const h of ["k8s-1", "k8s-4"]) expect(await kubectl(h, "get --raw /readyz")).toBe("ok");
+    stack.run(["refresh", "--clear-pending-creates", "--yes", "--skip-preview"]);
+    expect(stack.state().deployment?.pending_operations ?? []).toEqual([]);
     stack.run(["preview", "--expect-no-changes"]);
   });
 

@@ -4,13 +4,13 @@
 // and the cause and leaves that host as it was; a host unreachable during `up`, `up` killed with
 // SIGKILL, two `up` at once, and a host "reboot" replayed from the files the program wrote.
 // The measured figures are printed at the end (and appended to $K8SBM_FAULTS_REPORT when set).
-import { spawn, spawnSync, type ChildProcess } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describeTestbed } from "../testbed";
 import { down, hostExec, startSshd, stopSshd, up, type TestbedState } from "../../testbed";
-import { TestbedStack, UNICAST, testbedStackConfig, updatedIds, type RunResult } from "../../testbed/stack";
+import { TestbedStack, UNICAST, groupPids, testbedStackConfig, until, updatedIds, type RunResult } from "../../testbed/stack";
 import { expectedHolders, planVrrp } from "../../plan/vrrp";
 import * as ka from "../../render/keepalived";
 import { SYSCTL_PATH, sysctlConf } from "../../render/host";
@@ -63,73 +63,10 @@ async function expectConverged(host: string): Promise<void> {
   }
 }
 
-/** The CLI run of TestbedStack.run, started in the background in its own process group (to kill it whole). */
-function startPulumi(args: string[]): { child: ChildProcess; done: Promise<RunResult> } {
-  const t0 = process.hrtime.bigint();
-  const child = spawn(
-    path.join(stack.projectDir, "scripts/pulumi"),
-    [...args, "--stack", stack.name, "--config-file", stack.configFile, "--non-interactive"],
-    { cwd: stack.projectDir, env: pulumiEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const done = new Promise<RunResult>((resolve) =>
-    child.on("close", (code, signal) =>
-      resolve({ code: code ?? (signal ? 128 : 1), out, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }),
-    ),
-  );
-  return { child, done };
-}
-
-function pulumiEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PULUMI_BACKEND_URL: `file://${stack.work}/backend`,
-    PULUMI_CONFIG_PASSPHRASE: "testbed-passphrase",
-    PULUMI_CONFIG_PASSPHRASE_FILE: "",
-    ...stack.env,
-  };
-}
-
-/** `pulumi cancel` takes no --config-file, so not through TestbedStack.run. */
-function cancel(): RunResult {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(path.join(stack.projectDir, "scripts/pulumi"), ["cancel", "--yes", "--stack", stack.name, "--non-interactive"], {
-    cwd: stack.projectDir,
-    env: pulumiEnv(),
-    encoding: "utf8",
-    timeout: 5 * 60_000,
-  });
-  return { code: r.status ?? 1, out: `${r.stdout}\n${r.stderr}`, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
-}
-
-/** The file backend's lock files for our stack. */
-function lockFiles(): string[] {
-  const root = path.join(stack.work, "backend", ".pulumi", "locks");
-  if (!fs.existsSync(root)) return [];
-  return (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith(".json")).map((f) => path.join(root, f));
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** the processes of a process group (the killed run's CLI, language host, program, provider) */
-const groupPids = (pgid: number) =>
-  spawnSync("pgrep", ["-g", String(pgid)], { encoding: "utf8" })
-    .stdout.split("\n")
-    .filter(Boolean)
-    .map(Number);
-
-const stateOf = () =>
-  JSON.parse(pulumi(["stack", "export"]).out.split("\n\n")[0].trim() || "{}") as { deployment?: Record<string, unknown> };
+const startPulumi = (args: string[]) => stack.start(args);
+const cancel = () => stack.cancel();
+const lockFiles = () => stack.lockFiles();
+const stateOf = () => stack.state();
 /**
  * The state's resources by URN: what they are, their inputs and outputs — not the engine's
  * bookkeeping (times, dependency lists) nor a secret's ciphertext (a fresh nonce per write).

@@ -174,7 +174,31 @@ describeTestbed("testbed stack through the real Pulumi CLI", () => {
     pulumi(["preview", "--refresh", "--expect-no-changes"]);
   });
 
+  test("nodes moved behind a jump host (ssh.jumpHost): only the route in the state changes, nothing on the hosts", async () => {
+    const unchanged = await Promise.all(hosts.map(snapshot));
+    const bastion = lab.hosts[0];
+    const loginsFromBastion = (h: string) =>
+      sh(h, `grep -c 'Accepted publickey for root from ${bastion.ifaces.wan0.address} ' /var/log/sshd.log || true`).then(Number);
+    const before = await Promise.all(["k8s-2", "k8s-3", "k8s-4"].map(loginsFromBastion));
+    // k8s-1 is the bastion, reached directly; the others at their wan0 address, as on a NAT network
+    stack.editConfig((c) => {
+      c.ssh = { ...c.ssh, jumpHost: { host: bastion.ssh.host, port: bastion.ssh.port, hostKey: bastion.hostKey } };
+      c.nodes[0].ssh = { ...c.nodes[0].ssh, jumpHost: false };
+      for (const i of [1, 2, 3]) c.nodes[i].ssh = { ...c.nodes[i].ssh, host: lab.hosts[i].ifaces.wan0.address, port: 22 };
+    });
+    const ids = updatedIds(pulumi(["preview", "--diff"]).out);
+    expect(ids).toEqual(expect.arrayContaining(["k8s-2", "k8s-3", "k8s-4"]));
+    expect(ids.filter((id) => !/^k8s-[234](:|$)/.test(id))).toEqual([]);
+    pulumi(["up", "--yes", "--skip-preview"]);
+    expect(await Promise.all(hosts.map(snapshot))).toEqual(unchanged);
+    // refresh reads every resource through the bastion: the hosts saw the logins come from it
+    pulumi(["preview", "--refresh", "--expect-no-changes"]);
+    const after = await Promise.all(["k8s-2", "k8s-3", "k8s-4"].map(loginsFromBastion));
+    after.forEach((n, i) => expect(n).toBeGreaterThan(before[i]));
+  });
+
   // k8s-4 was rebuilt from the same lower layer: its prior state is its original snapshot.
+  // The stack is behind the jump host by now: destroy goes through it.
   test("destroy returns every host to its prior state", async () => {
     pulumi(["destroy", "--yes", "--skip-preview"]);
     for (const h of hosts) expect(await snapshot(h)).toBe(before.get(h));

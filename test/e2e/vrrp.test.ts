@@ -114,7 +114,7 @@ describeTestbed("keepalived mesh on lab hosts", () => {
     await stopFakeApiserver(lab, "k8s-2");
     expect((await probe).host).toBe("k8s-1");
     expect(await holdersOf(lab, VIP)).toEqual(["k8s-1"]);
-    // k8s-1 fails too: the VIP goes to k8s-3 (98), not to unhealthy k8s-2 (99)
+    // k8s-1 fails too: the VIP goes to k8s-3 (89), not to unhealthy k8s-2 (99)
     await stopFakeApiserver(lab, "k8s-1");
     expect(await waitForHolder(lab, VIP, (h) => h.length === 1 && h[0] === "k8s-3")).toEqual(["k8s-3"]);
     await new Promise((r) => setTimeout(r, 3000));

@@ -148,6 +148,21 @@ describe("bad stack config: each names its key", () => {
     );
   });
 
+  test("control-plane succession that would drop priorities below 1", () => {
+    // 5 control planes: 100, then 99, 66, 33 and 0 at step 33; step 32 ends at 3
+    const five = mutate((c) => {
+      c.nodes = [...c.nodes, extraNode(5, ["control-plane"]), extraNode(6, ["control-plane"])];
+      c.vrrp.controlPlane.successionStep = 33;
+    });
+    expectFinding(
+      five,
+      "vrrp.controlPlane.otherPriority",
+      /5 control planes.*successionStep \(33\) less.*lower vrrp.controlPlane.successionStep/,
+    );
+    five.vrrp.controlPlane.successionStep = 32;
+    expect(() => parseStackConfig(NAMESPACE, five, devSecretKeys)).not.toThrow();
+  });
+
   test("router id out of range (> 255)", () => {
     expectFinding(
       mutate((c) => (c.vrrp.controlPlane.routerId = 256)),
@@ -217,11 +232,42 @@ describe("bad stack config: each names its key", () => {
     );
   });
 
+  test("a node both in nodes and in unreachableNodes", () => {
+    expectFinding(
+      mutate((c) => (c.unreachableNodes = [c.nodes[3].name])),
+      "unreachableNodes",
+      /k8s-4 is still in nodes/,
+    );
+  });
+
+  test("certificate renewal window of 0 days (it would renew only expired certificates)", () => {
+    expectFinding(
+      mutate((c) => (c.certificates = { renewBeforeDays: 0 })),
+      "certificates.renewBeforeDays",
+    );
+  });
+
   test("nodes mixing systemd and non-systemd init (one cluster-wide kubelet cgroup driver)", () => {
     expectFinding(
       mutate((c) => (c.nodes[3].init = "systemd")),
       "nodes[3].init",
       /cgroup driver is cluster-wide/,
+    );
+  });
+
+  test("a jump host without a pinned host key (there is no first-contact trust for it)", () => {
+    expectFinding(
+      mutate((c) => (c.ssh = { jumpHost: { host: "bastion.example" } })),
+      "ssh.jumpHost.hostKey",
+      /pin the jump host's SSH host key .*ssh-keyscan -t ed25519 bastion\.example/,
+    );
+  });
+
+  test("a node's jump host with a malformed host key", () => {
+    expectFinding(
+      mutate((c) => (c.nodes[1].ssh = { jumpHost: { host: "10.0.0.1", hostKey: "ssh-ed25519" } })),
+      "nodes[1].ssh.jumpHost.hostKey",
+      /OpenSSH public host key line/,
     );
   });
 
@@ -289,6 +335,46 @@ describe("a libvirt-only stack (layers.hosts false)", () => {
       mutate((c) => (libvirtOnly(c), (c.lab.enabled = false))),
       "layers.hosts",
       /lab.enabled/,
+    );
+  });
+});
+
+describe("lab base image by URL", () => {
+  const SHA256 = "sha256:" + "ab".repeat(32);
+  test("a URL with its checksum is accepted; a path needs none", () => {
+    const s = parseStackConfig(
+      NAMESPACE,
+      mutate((c) => ((c.lab.baseImage = "https://images.example/debian-12.qcow2"), (c.lab.baseImageChecksum = SHA256))),
+      devSecretKeys,
+    );
+    expect(s.config.lab.baseImageChecksum).toBe(SHA256);
+    expect(parseStackConfig(NAMESPACE, devConfigCopy(), devSecretKeys).config.lab.baseImageChecksum).toBeUndefined();
+  });
+  test("a URL without a checksum is refused, naming the checksum key", () => {
+    expectFinding(
+      mutate((c) => (c.lab.baseImage = "https://images.example/debian-12.qcow2")),
+      "lab.baseImageChecksum",
+      /required when lab.baseImage is a URL/,
+    );
+  });
+  test("a checksum that is not sha256/sha512 hex of the right length is refused", () => {
+    for (const bad of ["md5:" + "a".repeat(32), "sha256:" + "a".repeat(63), "sha512:" + "g".repeat(128), "ab".repeat(32)])
+      expectFinding(
+        mutate((c) => ((c.lab.baseImage = "https://images.example/x.qcow2"), (c.lab.baseImageChecksum = bad))),
+        "lab.baseImageChecksum",
+        /sha256:<64 hex digits> or sha512:<128 hex digits>/,
+      );
+  });
+  test("a checksum beside a hypervisor path, and a non-http URL, are refused", () => {
+    expectFinding(
+      mutate((c) => (c.lab.baseImageChecksum = SHA256)),
+      "lab.baseImageChecksum",
+      /applies only when lab.baseImage is an http\(s\) URL/,
+    );
+    expectFinding(
+      mutate((c) => ((c.lab.baseImage = "ftp://images.example/x.qcow2"), (c.lab.baseImageChecksum = SHA256))),
+      "lab.baseImage",
+      /only http\(s\) URLs/,
     );
   });
 });
@@ -435,5 +521,28 @@ describe("values that reach a shell, a service definition or an unauthenticated 
       mutate((c) => (c.containerd = { sandboxImage: "pause;reboot" })),
       "containerd.sandboxImage",
     );
+  });
+});
+
+describe("ssh.jumpHost", () => {
+  const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK3E7J0xKJ3y9hC1xk7mO4n9vV5oW3bI0y1p2q3r4s5t";
+  const spec = (fn: (c: Raw) => void) => parseStackConfig(NAMESPACE, mutate(fn), devSecretKeys);
+
+  test("the stack's jump host reaches every node; a node may opt out (false) or have its own", () => {
+    const s = spec((c) => {
+      c.ssh = { user: "ops", jumpHost: { host: "bastion.example", hostKey: KEY } };
+      c.nodes[0].ssh = { jumpHost: false };
+      c.nodes[2].ssh = { jumpHost: { host: "10.0.0.9", port: 2222, user: "jump", hostKey: KEY } };
+    });
+    expect(s.nodes.map((n) => n.ssh.jump)).toEqual([
+      undefined,
+      { name: "jump host bastion.example", host: "bastion.example", port: 22, user: "ops", hostKey: KEY },
+      { name: "jump host 10.0.0.9:2222", host: "10.0.0.9", port: 2222, user: "jump", hostKey: KEY },
+      { name: "jump host bastion.example", host: "bastion.example", port: 22, user: "ops", hostKey: KEY },
+    ]);
+  });
+
+  test("without one, nodes are reached directly (the dev stack)", () => {
+    expect(devSpec().nodes.every((n) => n.ssh.jump === undefined)).toBe(true);
   });
 });

@@ -60,6 +60,23 @@ describe("KubeadmInit on a live cluster", () => {
     expect(r[0].reason).toMatch(detail);
   });
 
+  test.each([
+    ["v1.35.9", /that is a downgrade, which kubeadm does not do.*keep v1\.36\.3/],
+    ["v1.36.2", /that is a downgrade/],
+    ["v1.38.0", /one minor version at a time \(the version-skew policy\), so v1\.37 comes first/],
+    ["v1.40.1", /one minor version at a time/],
+    ["v1.37.0", /the program does not upgrade a running cluster/],
+  ])("cluster.kubernetesVersion v1.36.3 -> %s says why", (to, detail) => {
+    // another minor needs its pause image named (the program knows v1.36's)
+    const s = specWith((c) => ((c.cluster = { kubernetesVersion: to }), (c.containerd = { sandboxImage: "registry.k8s.io/pause:3.10" })));
+    const r = initRefusals(init(), init(s));
+    expect(r).toHaveLength(1);
+    expect(r[0].reason).toMatch(
+      new RegExp(`^cluster\\.kubernetesVersion cannot change from "v1\\.36\\.3" to "${to.replace(/\./g, "\\.")}"`),
+    );
+    expect(r[0].reason).toMatch(detail);
+  });
+
   test("the first control plane's own wan1 address cannot change while it is a member", () => {
     const moved = specWith((c) => (c.nodes[0].wan1.address = "10.118.12.40/24"));
     expect(reasons(initRefusals(init(), init(moved)))).toMatch(

@@ -12,7 +12,8 @@ import {
   sysctlConf,
 } from "../../render/host";
 import { containerdConfig } from "../../render/containerd";
-import { checkApiserverScript, keepalivedConf, keepalivedOptions } from "../../render/keepalived";
+import { snapshotCron, snapshotScript, snapshotService, snapshotTimer } from "../../render/etcd-backup";
+import { bootstrapsVip, checkApiserverScript, keepalivedConf, keepalivedOptions } from "../../render/keepalived";
 import { kubeadmInitConfig, kubeadmJoinConfig } from "../../render/kubeadm";
 import {
   cloudInitMetaData,
@@ -47,6 +48,10 @@ const files: [string, () => string][] = [
   ["common/containerd-config.toml", () => containerdConfig(spec, spec.nodes[0])],
   ["common/network-wan0.xml", () => networkXml(labWan0Network(spec))],
   ["common/network-shadow.xml", () => networkXml(labShadowNetwork(spec))],
+  ["common/k8sbm-etcd-snapshot", () => snapshotScript(spec)],
+  ["common/k8sbm-etcd-snapshot.service", snapshotService],
+  ["common/k8sbm-etcd-snapshot.timer", () => snapshotTimer(spec)],
+  ["common/cron.d-k8sbm-etcd-snapshot", () => snapshotCron(spec)],
 ];
 
 for (const node of spec.nodes) {
@@ -54,7 +59,10 @@ for (const node of spec.nodes) {
   const plan = plans.find((p) => p.node === node.name);
   if (plan) files.push([`${dir}/keepalived.conf`, () => keepalivedConf(plan, keepalivedOptions(spec, devVrrpPassword))]);
   if (node.controlPlane)
-    files.push([`${dir}/check-apiserver.sh`, () => checkApiserverScript(node, spec.config.cluster.apiServerPort, hc.timeoutSeconds)]);
+    files.push([
+      `${dir}/check-apiserver.sh`,
+      () => checkApiserverScript(node, spec.config.cluster.apiServerPort, hc.timeoutSeconds, bootstrapsVip(spec, node)),
+    ]);
   if (node === spec.controlPlanes[0]) files.push([`${dir}/kubeadm-init.yaml`, () => kubeadmInitConfig(spec, node)]);
   else
     files.push([

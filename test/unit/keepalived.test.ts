@@ -5,12 +5,22 @@ import * as path from "path";
 import { planVrrp, type NodeVrrpPlan } from "../../plan/vrrp";
 import {
   APISERVER_MANIFEST,
+  bootstrapsVip,
   checkApiserverScript,
   keepalivedConf,
   keepalivedOptions,
   type KeepalivedOptions,
 } from "../../render/keepalived";
 import { devSpec, devVrrpPassword } from "../fixtures/dev";
+
+/** A temporary directory, removed when the file's tests are done. */
+const tmpDirs: string[] = [];
+const tmpDir = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+  tmpDirs.push(d);
+  return d;
+};
+afterAll(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 // ---- a tiny keepalived.conf parser: blocks `name args {`, statements `name args`, comments # ! ----
 interface KNode {
@@ -73,12 +83,13 @@ describe("keepalived.conf for the dev stack", () => {
     });
   });
 
-  // The seed had 100/99/99; the tie made the failover target a race, so succession is 100/99/98.
-  test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/98", () => {
+  // The seed had 100/99/99; the tie made the failover target a race, so succession is 100/99/89
+  // (successionStep 10: a skew-time gap of 39 ms, not 3.9 ms, between the next two candidates).
+  test("router ids: wan_0..2 = 1..3 on every node, control_plane = 5 with priorities 100/99/89", () => {
     for (const [name, cpPrio] of [
       ["k8s-1", 100],
       ["k8s-2", 99],
-      ["k8s-3", 98],
+      ["k8s-3", 89],
     ] as const) {
       const ids = Object.fromEntries(instances(parsed(name)).map((i) => [i.args[0], Number(value(i, "virtual_router_id"))]));
       expect(ids).toEqual({ control_plane: 5, wan_0: 1, wan_1: 2, wan_2: 3 });
@@ -218,16 +229,23 @@ describe("check-apiserver.sh", () => {
     execFileSync("sh", ["-n"], { input: script });
   });
 
-  test("passes when the node is not a control plane yet (no apiserver manifest)", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
-    const s = script.replace(APISERVER_MANIFEST, path.join(dir, "absent.yaml"));
-    expect(spawnSync("sh", ["-c", s]).status).toBe(0);
+  test("without an apiserver manifest: the first control plane passes (bootstrap), the others fail", () => {
+    const dir = tmpDir();
+    const absent = (s: string) => s.replace(APISERVER_MANIFEST, path.join(dir, "absent.yaml"));
+    expect(spawnSync("sh", ["-c", absent(script)]).status).toBe(0);
+    const other = spawnSync("sh", ["-c", absent(checkApiserverScript(spec.nodes[1], 6443, 2, false))], { encoding: "utf8" });
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain("check-apiserver: no ");
+    // which nodes bootstrap: the first control plane of a kubeadm stack; every one without kubeadm
+    expect(spec.controlPlanes.map((n) => bootstrapsVip(spec, n))).toEqual([true, false, false]);
+    const keepalivedOnly = { ...spec, config: { ...spec.config, layers: { ...spec.config.layers, kubernetes: false } } };
+    expect(spec.controlPlanes.map((n) => bootstrapsVip(keepalivedOnly, n))).toEqual([true, true, true]);
   });
 
   // keepalived runs it as keepalived_script: a 0700 directory (kubeadm's mode) hides the manifest
   const asNobody = process.getuid?.() === 0 ? test : test.skip;
   asNobody("fails, not passes, when its user cannot search the manifest's directory", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+    const dir = tmpDir();
     fs.chmodSync(dir, 0o755);
     fs.mkdirSync(path.join(dir, "manifests"), { mode: 0o700 });
     const manifest = path.join(dir, "manifests", "kube-apiserver.yaml");
@@ -244,7 +262,7 @@ describe("check-apiserver.sh", () => {
   });
 
   test("fails when the manifest exists and the apiserver does not answer", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chk-"));
+    const dir = tmpDir();
     const manifest = path.join(dir, "kube-apiserver.yaml");
     fs.writeFileSync(manifest, "");
     const s = checkApiserverScript(node, 1, 1).replace(APISERVER_MANIFEST, manifest).replace("10.118.12.20", "127.0.0.1");

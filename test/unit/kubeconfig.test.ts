@@ -132,7 +132,8 @@ describe("KubeadmInit state without `server`", () => {
       init: "openrc",
     } as never as initProvider.KubeadmInitInputs;
     const olds = { ...base, adminKubeconfig: "", caCertHash: "", dryRunOutput: "" } as never;
-    const news = { ...base, server: "https://10.118.12.100:6443" };
+    // old state has no `restore` either: it reads as null, what the program now sends
+    const news = { ...base, server: "https://10.118.12.100:6443", restore: null };
     expect((await initProvider.provider.diff!("id", olds, news)).changes).toBe(false);
     expect((await initProvider.provider.diff!("id", { ...(olds as object), server: "https://10.0.0.1:6443" } as never, news)).changes).toBe(
       true,

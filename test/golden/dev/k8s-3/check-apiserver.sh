@@ -7,8 +7,8 @@ m=/etc/kubernetes/manifests/kube-apiserver.yaml
 for d in "${m%/*/*}" "${m%/*}"; do
     if [ -e "$d" ] && [ ! -x "$d" ]; then echo "check-apiserver: cannot search $d as $(id -un)" >&2; exit 1; fi
 done
-# Not a control plane yet (kubeadm has not written the manifest): nothing to check, pass.
-[ -f "$m" ] || exit 0
+# No manifest: not a control plane (yet, or any more); only the first one holds the VIP without one.
+[ -f "$m" ] || { echo "check-apiserver: no $m" >&2; exit 1; }
 url="https://10.118.12.22:6443/readyz"
 if command -v curl >/dev/null 2>&1; then
     exec curl -fsk --max-time 1 -o /dev/null "$url"
