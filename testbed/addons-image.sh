@@ -32,10 +32,13 @@ pebble_ver=2.10.3
 traefik_ver=3.6.12
 traefik_chart_ver=41.6.0
 gateway_api_ver=v1.4.0   # what Traefik $traefik_ver's go.mod requires
+here=$(cd "$(dirname "$0")" && while [ ! -f package.json ] && [ "$PWD" != / ]; do cd ..; done && pwd)   # the repo root
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 out="$cache/lab-addons"
-log() { echo "addons-image: $*" >&2; }
-recipe=$(sha256sum <"$0" | cut -c1-16)
+build_name=addons-image
+# shellcheck source=testbed/image-build.sh
+. "$here/testbed/image-build.sh"
+recipe=$(cat "$0" "$here/testbed/image-build.sh" | sha256sum | cut -c1-16)
 done_() { [ "$(cat "$out/.complete" 2>/dev/null)" = "$recipe" ]; }
 if done_; then echo "$out"; exit 0; fi
 command -v go >/dev/null || { log "no Go toolchain"; exit 1; }
@@ -47,26 +50,7 @@ rm -rf "$out/images" "$out/chart" "$out/gateway-api" "$out/.complete"
 mkdir -p "$out/bin" "$out/images" "$out/chart" "$out/gateway-api"
 work="$cache/build-lab-addons"
 rm -rf "$work"; mkdir -p "$work"
-buildlog="$cache/lab-addons.log"
-: >"$buildlog"
-exec 3>&2 4>&1 >>"$buildlog" 2>&1
-current=start
-log() { echo "addons-image: $*" >&3; }
-step() { current=$*; log "$*"; echo "=== $(date -u +%T) $*"; }
-trap 'rc=$?; if [ $rc -ne 0 ]; then tail -40 "$buildlog" >&3; log "failed at: $current (log: $buildlog)"; fi' EXIT
-
-# modcopy <module@version> <dir>: a writable copy of a module, built as the main module
-modcopy() {
-  local d
-  d=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -d "$d" ] || { echo "no module directory for $1" >&2; return 1; }
-  rm -rf "$2"; cp -r "$d" "$2"; chmod -R u+w "$2"
-}
-gobuild() {
-  local src=$1 bin=$2 pkg=$3; shift 3
-  [ -x "$bin" ] && return 0
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath "$@" -o "$bin.tmp" "$pkg") && mv "$bin.tmp" "$bin"
-}
+build_log "$cache/lab-addons.log" addons-image
 
 step "cert-manager v$cm_ver source"
 cm="$work/cert-manager"
@@ -89,22 +73,6 @@ if [ ! -x "$out/bin/traefik-v$traefik_ver" ]; then
     -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v$traefik_ver"
 fi
 
-# pack <ref> <root dir> <image config (JSON)>: a one-layer docker-archive image of the directory
-pack() {
-  local ref=$1 root=$2 conf=$3 d diff cfg file
-  d=$(mktemp -d -p "$work")
-  tar --sort=name --numeric-owner -C "$root" -cf "$d/layer.tar" .
-  diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
-  printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$conf" "$diff" >"$d/config.json"
-  cfg=$(sha256sum "$d/config.json" | cut -d' ' -f1)
-  mv "$d/config.json" "$d/$cfg.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$cfg" "$ref" >"$d/manifest.json"
-  file="$(echo "$ref" | tr '/:' '__').tar"
-  tar --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$d" -cf "$out/images/$file" manifest.json "$cfg.json" layer.tar
-  echo "$ref $file" >>"$out/images.txt"
-  rm -rf "$d"
-}
 step "packing images"
 : >"$out/images.txt"
 for b in controller webhook cainjector ctl; do

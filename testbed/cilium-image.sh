@@ -31,13 +31,15 @@ cilium_ver=1.19.6
 cni_plugins_ver=1.9.1     # the loopback CNI plugin in the agent image, as images/runtime/build-cni.sh
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 out="$cache/lab-cilium-v$cilium_ver"
-log() { echo "cilium-image: $*" >&2; }
+build_name=cilium-image
+# shellcheck source=testbed/image-build.sh
+. "$here/testbed/image-build.sh"
 
 kbin=$(bash "$here/scripts/setup-kube.sh")
 coredns_ref=$("$kbin/kubeadm" config images list --kubernetes-version "v$kver" | grep '/coredns:')
 coredns_ver=${coredns_ref##*:}
 # the images are redone whenever this script changes (or kubeadm wants another CoreDNS); Go builds are kept
-recipe=$({ cat "$0"; echo "$coredns_ref"; } | sha256sum | cut -c1-16)
+recipe=$({ cat "$0" "$here/testbed/image-build.sh"; echo "$coredns_ref"; } | sha256sum | cut -c1-16)
 done_() { [ "$(cat "$out/.complete" 2>/dev/null)" = "$recipe" ]; }
 if done_; then echo "$out"; exit 0; fi
 command -v go >/dev/null || { log "no Go toolchain"; exit 1; }
@@ -53,30 +55,7 @@ command -v mmdebstrap >/dev/null || {
 rm -rf "$out/images" "$out/chart" "$out/.complete"; mkdir -p "$out/bin" "$out/images" "$out/chart"
 work="$cache/build-lab-cilium"
 rm -rf "$work"; mkdir -p "$work"
-buildlog="$cache/lab-cilium-v$cilium_ver.log"
-: >"$buildlog"
-# from here on everything goes to the build log; a failing command ends the script (set -e) and
-# the log's tail is shown
-exec 3>&2 4>&1 >>"$buildlog" 2>&1
-current=start
-log() { echo "cilium-image: $*" >&3; }
-step() { current=$*; log "$*"; echo "=== $(date -u +%T) $*"; }
-trap 'rc=$?; if [ $rc -ne 0 ]; then tail -40 "$buildlog" >&3; log "failed at: $current (log: $buildlog)"; fi' EXIT
-
-# modcopy <module@version> <dir>: a writable copy of a module, built as the main module so that
-# its go.mod (replaces, pins) applies; nothing of it is kept in the repo.
-modcopy() {
-  local d
-  d=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -d "$d" ] || { echo "no module directory for $1" >&2; return 1; }
-  rm -rf "$2"; cp -r "$d" "$2"; chmod -R u+w "$2"
-}
-# gobuild <src dir> <out binary> <package> [go build flags...]
-gobuild() {
-  local src=$1 bin=$2 pkg=$3; shift 3
-  [ -x "$bin" ] && return 0
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath "$@" -o "$bin.tmp" "$pkg") && mv "$bin.tmp" "$bin"
-}
+build_log "$cache/lab-cilium-v$cilium_ver.log" cilium-image
 
 # --- Go builds (kept in $out/bin across recipe changes) -------------------------------------
 cil="$work/cilium"
@@ -207,25 +186,6 @@ dnsfs="$work/dnsfs"; static_root "$dnsfs"
 install -m 0755 "$out/bin/coredns-$coredns_ver" "$dnsfs/coredns"
 
 # --- images ------------------------------------------------------------------------------------
-# pack <ref> <root dir> <image config (JSON)>: a one-layer docker-archive image of the directory
-pack() {
-  local ref=$1 root=$2 conf=$3 d diff cfg file
-  d=$(mktemp -d -p "$work")
-  tar --sort=name --numeric-owner --xattrs --xattrs-include='security.capability' \
-    --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
-    --exclude='./var/cache/apt/*' --exclude='./var/lib/apt/lists/*' --exclude='./var/log/*' \
-    -C "$root" -cf "$d/layer.tar" .
-  diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
-  printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$conf" "$diff" >"$d/config.json"
-  cfg=$(sha256sum "$d/config.json" | cut -d' ' -f1)
-  mv "$d/config.json" "$d/$cfg.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$cfg" "$ref" >"$d/manifest.json"
-  file="$(echo "$ref" | tr '/:' '__').tar"
-  tar --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$d" -cf "$out/images/$file" manifest.json "$cfg.json" layer.tar
-  echo "$ref $file" >>"$out/images.txt"
-  rm -rf "$d"
-}
 path='"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"'
 step "packing images"
 : >"$out/images.txt"
