@@ -12,10 +12,12 @@
 //                  change nothing (state written by the old program reads the same)
 //   --no-breakdown no instrumentation (NODE_OPTIONS preload), plain wall times
 //   --up-only      only the first and the no-op `up` (the scale run: npm run bench -- 4 64 --up-only)
+//   --jump         every node but the first reached through the first (ssh.jumpHost): the cost
+//                  of a bastion, against the same run without it
 import * as fs from "fs";
 import * as path from "path";
 import { down, up } from "../testbed";
-import { ROOT, TestbedStack, testbedStackConfig } from "../testbed/stack";
+import { behindJumpHost, ROOT, TestbedStack, testbedStackConfig } from "../testbed/stack";
 import { perHost, readStats } from "./ssh-stats";
 import { timed, timedTable, timingEnv, type Timed } from "./timing";
 
@@ -30,10 +32,11 @@ interface Opts {
   compat?: string;
   instrument: boolean;
   upOnly: boolean;
+  jump: boolean;
 }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { sizes: [], runs: 3, instrument: true, upOnly: false };
+  const o: Opts = { sizes: [], runs: 3, instrument: true, upOnly: false, jump: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--runs") o.runs = Number(argv[++i]);
@@ -41,6 +44,7 @@ function parse(argv: string[]): Opts {
     else if (a === "--compat") o.compat = path.resolve(argv[++i]);
     else if (a === "--no-breakdown") o.instrument = false;
     else if (a === "--up-only") o.upOnly = true;
+    else if (a === "--jump") o.jump = true;
     else if (Number(a) > 0) o.sizes.push(Number(a));
     else throw new Error(`unknown argument ${a}`);
   }
@@ -72,6 +76,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
   };
   try {
     stack.init(lab, "benchpw1");
+    if (o.jump) stack.editConfig(behindJumpHost(lab));
     const first = measure(["up", "--yes", "--skip-preview"]);
     readStats(statsFile);
     stack.projectDir = o.program ?? ROOT;
@@ -85,7 +90,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
     if (o.upOnly) {
       const noop = median(noops, (m) => m.seconds);
       const lines = [
-        `## ${n} hosts, up only${o.program ? ` (program: ${o.program})` : ""}`,
+        `## ${n} hosts${o.jump ? " behind a jump host" : ""}, up only${o.program ? ` (program: ${o.program})` : ""}`,
         `first up              ${s(first.seconds)}   (load ${first.load.toFixed(2)})`,
         `no-op up              ${s(noop.seconds)}   (runs: ${noops.map((m) => `${s(m.seconds)} @${m.load.toFixed(1)}`).join(", ")})   ${perHost(noopStats, n)}`,
       ];
@@ -116,7 +121,7 @@ async function bench(n: number, o: Opts, summary: string[], breakdowns: { title:
     const preview = median(previews, (m) => m.seconds);
     const all = (ms: Measured[]) => ms.map((m) => `${s(m.seconds)} @${m.load.toFixed(1)}`).join(", ");
     const lines = [
-      `## ${n} hosts${o.program ? ` (program: ${o.program})` : ""}${o.compat ? ` (first up by ${o.compat})` : ""}`,
+      `## ${n} hosts${o.jump ? " behind a jump host" : ""}${o.program ? ` (program: ${o.program})` : ""}${o.compat ? ` (first up by ${o.compat})` : ""}`,
       `first up              ${s(first.seconds)}   (load ${first.load.toFixed(2)})`,
       `no-op up              ${s(noop.seconds)}   (runs: ${all(noops)})   ${perHost(noopStats, n)}`,
       `preview               ${s(preview.seconds)}   (runs: ${all(previews)})`,

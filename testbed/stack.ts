@@ -182,6 +182,20 @@ export const groupPids = (pgid: number): number[] =>
     .map(Number);
 
 /** ids of the resources a `preview --diff` would update */
+/**
+ * Puts a testbed stack's nodes behind a jump host (ssh.jumpHost), as nodes on a NAT network or
+ * behind a bastion: the first host is the bastion, reached directly; the others at their wan0
+ * address (where their sshd listens), which only lab hosts can reach. For editConfig.
+ */
+export function behindJumpHost(lab: TestbedState): (c: Record<string, any>) => void {
+  const [bastion, ...rest] = lab.hosts;
+  return (c) => {
+    c.ssh = { ...c.ssh, jumpHost: { host: bastion.ssh.host, port: bastion.ssh.port, hostKey: bastion.hostKey } };
+    c.nodes[0].ssh = { ...c.nodes[0].ssh, jumpHost: false };
+    rest.forEach((h, i) => (c.nodes[i + 1].ssh = { ...c.nodes[i + 1].ssh, host: h.ifaces.wan0.address, port: 22 }));
+  };
+}
+
 export function updatedIds(out: string): string[] {
   return [...out.matchAll(/^\s*~ pulumi-nodejs:dynamic\/k8sbm:\w+: \(update\)\n\s*\[id=([^\]]+)\]/gm)].map((m) => m[1]);
 }

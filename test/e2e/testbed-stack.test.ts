@@ -7,7 +7,7 @@ import { expectedHolders, planVrrp } from "../../plan/vrrp";
 import * as ka from "../../render/keepalived";
 import { SYSCTL_PATH, sysctlConf } from "../../render/host";
 import { RT_TABLES_PATH } from "../../render/routing";
-import { TestbedStack, updatedIds } from "../../testbed/stack";
+import { behindJumpHost, TestbedStack, updatedIds } from "../../testbed/stack";
 
 const LAB = "e2e";
 const PASSWORD = "Vr7pAss1";
@@ -181,11 +181,7 @@ describeTestbed("testbed stack through the real Pulumi CLI", () => {
       sh(h, `grep -c 'Accepted publickey for root from ${bastion.ifaces.wan0.address} ' /var/log/sshd.log || true`).then(Number);
     const before = await Promise.all(["k8s-2", "k8s-3", "k8s-4"].map(loginsFromBastion));
     // k8s-1 is the bastion, reached directly; the others at their wan0 address, as on a NAT network
-    stack.editConfig((c) => {
-      c.ssh = { ...c.ssh, jumpHost: { host: bastion.ssh.host, port: bastion.ssh.port, hostKey: bastion.hostKey } };
-      c.nodes[0].ssh = { ...c.nodes[0].ssh, jumpHost: false };
-      for (const i of [1, 2, 3]) c.nodes[i].ssh = { ...c.nodes[i].ssh, host: lab.hosts[i].ifaces.wan0.address, port: 22 };
-    });
+    stack.editConfig(behindJumpHost(lab));
     const ids = updatedIds(pulumi(["preview", "--diff"]).out);
     expect(ids).toEqual(expect.arrayContaining(["k8s-2", "k8s-3", "k8s-4"]));
     expect(ids.filter((id) => !/^k8s-[234](:|$)/.test(id))).toEqual([]);
