@@ -66,7 +66,7 @@ export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string
     untaint: spec.config.cluster.untaintControlPlane,
     joinConfiguration: kubeadm.joinConfiguration(spec, node),
     configPath: kubeadm.KUBEADM_JOIN_PATH,
-    settings: memberSettings(kubeadm.kubeadmInitConfig(spec, spec.controlPlanes[0]), node.controlPlane),
+    settings: memberSettings(kubeadm.kubeadmInitConfig(spec, spec.controlPlanes[0]), node.controlPlane, spec.config.cluster.certSANs),
     renewCertificatesBeforeDays: spec.config.certificates.renewBeforeDays,
     vip: spec.controlPlaneVip.ip,
     vipHandOver: vipHandOver(spec, node),

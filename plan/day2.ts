@@ -149,10 +149,12 @@ function addressRefusal(property: string, node: string, before: unknown, after: 
 /**
  * What a member applies from the cluster's configuration after it joined, as YAML (so preview
  * shows the exact change): the KubeletConfiguration every node runs, and for a control plane the
- * ClusterConfiguration its static pods are made from. certSANs are left out: they change with
- * the set of control planes, and serving certificates are not reissued on a change.
+ * ClusterConfiguration its static pods are made from and the operator's `cluster.certSANs`,
+ * which its serving certificate must carry. The rendered certSANs are left out: they also list
+ * every control plane, so they change with the set of control planes, and a member's own
+ * certificate needs no other member's address.
  */
-export function memberSettings(initConfig: string, controlPlane: boolean): string {
+export function memberSettings(initConfig: string, controlPlane: boolean, certSANs: readonly string[] = []): string {
   const docs = kinds(initConfig);
   const strip = (d: Doc | undefined): Doc => {
     const { apiVersion: _v, kind: _k, ...rest } = d ?? {};
@@ -162,13 +164,24 @@ export function memberSettings(initConfig: string, controlPlane: boolean): strin
   const apiServer = { ...(cluster.apiServer as Doc | undefined) };
   delete apiServer.certSANs;
   const out: Doc = { kubelet: strip(docs.KubeletConfiguration) };
-  if (controlPlane) out.controlPlane = { ...cluster, apiServer };
+  if (controlPlane) {
+    out.controlPlane = { ...cluster, apiServer };
+    out.servingCertSANs = [...new Set(certSANs)].sort();
+  }
   return YAML.stringify(out, { sortMapEntries: true });
 }
 
-/** Which parts of memberSettings changed: the kubelet's, the control plane's, or both. */
-export function settingsChanges(before: string, after: string): { kubelet: boolean; controlPlane: boolean } {
+/**
+ * Which parts of memberSettings changed: the kubelet's, the control plane's, the serving
+ * certificate's SANs. Settings recorded before the SANs were part of them change none: the first
+ * update records them.
+ */
+export function settingsChanges(before: string, after: string): { kubelet: boolean; controlPlane: boolean; servingCertSANs: boolean } {
   const [a, b] = [before, after].map((s) => (YAML.parse(s) ?? {}) as Doc);
   const same = (k: string) => JSON.stringify(a[k]) === JSON.stringify(b[k]);
-  return { kubelet: !same("kubelet"), controlPlane: !same("controlPlane") };
+  return {
+    kubelet: !same("kubelet"),
+    controlPlane: !same("controlPlane"),
+    servingCertSANs: a.servingCertSANs !== undefined && b.servingCertSANs !== undefined && !same("servingCertSANs"),
+  };
 }

@@ -83,7 +83,9 @@ export const renewAdminConfCommand = kubeadm("certs renew admin.conf");
 export const staticPodContainerCommand = (name: string) => `crictl ps --name ${shq(`^${name}$`)} --state running -q | head -n 1`;
 /** The control plane's static pods load renewed certificates only when they start: their containers stop, the kubelet starts them again. */
 export const CONTROL_PLANE_PODS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
-export const restartControlPlaneCommand = `for c in ${CONTROL_PLANE_PODS.join(" ")}; do crictl ps --name "^$c\$" -q | xargs -r crictl stop >/dev/null; done`;
+export const restartPodsCommand = (pods: readonly string[]) =>
+  `for c in ${pods.join(" ")}; do crictl ps --name "^$c\$" -q | xargs -r crictl stop >/dev/null; done`;
+export const restartControlPlaneCommand = restartPodsCommand(CONTROL_PLANE_PODS);
 /** Exit 0 when this node holds `ip` on an interface. */
 export const holdsAddressCommand = (ip: string) => `ip -4 -o addr show | grep -q ${shq(` ${ip}/`)}`;
 
@@ -220,6 +222,30 @@ export const memberRemoveCommand = (id: string) =>
 /** one line per URL: "<url> ok|fail" */
 export const etcdHealthCommand = (urls: string[]) =>
   `for u in ${urls.map(shq).join(" ")}; do if ${ETCD_CURL} "$u/health" 2>/dev/null | grep -q '"health":"true"'; then echo "$u ok"; else echo "$u fail"; fi; done`;
+
+/**
+ * New SANs in this control plane's serving certificate, kubeadm's documented way: the cluster's
+ * ClusterConfiguration (the cluster resource uploaded it) with this node's endpoint and name,
+ * the old certificate and key moved aside (kubeadm keeps an existing pair), then `kubeadm init
+ * phase certs apiserver`; the old pair is put back when that fails (or was left aside by a run
+ * killed in between). The apiserver loads it when it restarts.
+ */
+export const reissueServingCertCommand = (node: string) => {
+  const pki = "/etc/kubernetes/pki/apiserver";
+  return [
+    LOCAL_KUBECONFIG,
+    `c=$(${tempFileCommand})`,
+    removeOnExit('"$k" "$c"'),
+    `for f in crt key; do [ -e ${pki}.$f ] || [ ! -e ${pki}.$f.k8sbm-old ] || mv ${pki}.$f.k8sbm-old ${pki}.$f; done`,
+    `kubectl --kubeconfig "$k" -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' >"$c"`,
+    `v=$(sed -n 's/^apiVersion: //p' "$c" | head -n 1)`,
+    `[ -n "$v" ] || { echo "the cluster's kubeadm-config holds no ClusterConfiguration" >&2; exit 1; }`,
+    `printf '\n---\napiVersion: %s\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\n  bindPort: %s\nnodeRegistration:\n  name: %s\n' "$v" "$ip" "\${port:-6443}" ${shq(node)} >>"$c"`,
+    `mv ${pki}.crt ${pki}.crt.k8sbm-old && mv ${pki}.key ${pki}.key.k8sbm-old`,
+    `if kubeadm init phase certs apiserver --config "$c"; then rm -f ${pki}.crt.k8sbm-old ${pki}.key.k8sbm-old; ` +
+      `else mv -f ${pki}.crt.k8sbm-old ${pki}.crt; mv -f ${pki}.key.k8sbm-old ${pki}.key; exit 1; fi`,
+  ].join(" && ");
+};
 
 // A member catching up with the cluster's configuration, through kubeadm's own upgrade phases
 // (they rewrite only what differs). Certificates are left alone: renewal is its own decision.

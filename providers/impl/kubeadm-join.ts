@@ -147,8 +147,13 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
     const before = upgradeState(olds);
     await membership.join(membershipOf(news));
     // a member that stayed one takes the cluster's changed settings (a rejoin downloads them)
-    if (before.member && before.settings !== "" && before.settings !== news.settings)
-      await membership.applySettings(membershipOf(news), settingsChanges(before.settings, news.settings));
+    if (before.member && before.settings !== "" && before.settings !== news.settings) {
+      const what = settingsChanges(before.settings, news.settings);
+      await membership.applySettings(membershipOf(news), what);
+      // new cluster.certSANs: this control plane's serving certificate carries them (a rejoin made a new one)
+      if (news.controlPlane && what.servingCertSANs)
+        await membership.reissueServingCert(news.connection, news.nodeName, news.vip, news.vipHandOver);
+    }
     // decided on the certificates as they are now (a rejoin made new ones; an operator may have renewed)
     let certificateExpiry = await expiryOf(news);
     if (due(certificateExpiry, news.renewCertificatesBeforeDays))

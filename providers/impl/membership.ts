@@ -426,7 +426,7 @@ export async function renewAdminConf(h: Host): Promise<void> {
 const RESTART_TIMEOUT_MS = 5 * 60_000;
 
 /** After its containers were stopped: a new apiserver container, the API ready and the local etcd healthy. */
-async function waitRestarted(h: Host, apiserverBefore: string): Promise<void> {
+async function waitRestarted(h: Host, apiserverBefore: string, why: string): Promise<void> {
   const deadline = Date.now() + RESTART_TIMEOUT_MS;
   for (;;) {
     const id = (await h.exec(k.staticPodContainerCommand("kube-apiserver"), { allowFail: true })).stdout.trim();
@@ -436,19 +436,33 @@ async function waitRestarted(h: Host, apiserverBefore: string): Promise<void> {
       if (ready && etcd) return;
     }
     if (Date.now() > deadline)
-      throw new Error(
-        `${h.name}: the control plane did not come back within ${RESTART_TIMEOUT_MS / 1000} s after its certificates were renewed`,
-      );
+      throw new Error(`${h.name}: the control plane did not come back within ${RESTART_TIMEOUT_MS / 1000} s after ${why}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
 /**
+ * Restarts static pods so they load new certificates. The VIP's holder hands it over first (its
+ * keepalived stops, so the VIP moves at once rather than after the health check notices) and
+ * takes part again once its API is back. The control planes' memberships are a chain in the
+ * graph, so they restart one at a time.
+ */
+async function restartLoading(h: Host, pods: readonly string[], why: string, vip: string, handOver: VipHandOver | null): Promise<void> {
+  const holds = !!handOver && !!vip && (await h.exec(k.holdsAddressCommand(vip), { allowFail: true })).code === 0;
+  if (holds) await h.exec(handOver!.stop, { mutates: true });
+  try {
+    const before = (await h.exec(k.staticPodContainerCommand("kube-apiserver"))).stdout.trim();
+    await h.exec(k.restartPodsCommand(pods), { mutates: true });
+    await waitRestarted(h, before, why);
+  } finally {
+    if (holds) await h.exec(handOver!.start, { mutates: true });
+  }
+}
+
+/**
  * `kubeadm certs renew all` on this control plane, its static pods restarted to load them. etcd
- * must be healthy first (the restart takes this member down for a moment); the VIP's holder hands
- * it over first (its keepalived stops, so the VIP moves at once rather than after the health check
- * notices) and takes part again once its API is back. The control planes' memberships are a chain
- * in the graph, so they renew one at a time. Returns the new earliest expiry.
+ * must be healthy first: the restart takes this member down for a moment. Returns the new
+ * earliest expiry.
  */
 export async function renewCertificates(node: SshTarget, vip: string, handOver: VipHandOver | null): Promise<string> {
   const h = await hostOf(node);
@@ -458,15 +472,17 @@ export async function renewCertificates(node: SshTarget, vip: string, handOver: 
       `not renewing ${node.name}'s certificates: etcd members ${sick.map((m) => m.name).join(", ")} are unhealthy, and a restart would take one more down`,
     );
   await h.exec(k.renewCertsCommand, { mutates: true, timeoutMs: RESTART_TIMEOUT_MS });
-  const holds = !!handOver && !!vip && (await h.exec(k.holdsAddressCommand(vip), { allowFail: true })).code === 0;
-  if (holds) await h.exec(handOver!.stop, { mutates: true });
-  try {
-    const before = (await h.exec(k.staticPodContainerCommand("kube-apiserver"))).stdout.trim();
-    await h.exec(k.restartControlPlaneCommand, { mutates: true });
-    await waitRestarted(h, before);
-  } finally {
-    if (holds) await h.exec(handOver!.start, { mutates: true });
-  }
+  await restartLoading(h, k.CONTROL_PLANE_PODS, "its certificates were renewed", vip, handOver);
   await h.exec(k.copyAdminConfCommand, { mutates: true });
   return certificateExpiry(h);
+}
+
+/**
+ * A new serving certificate with the cluster's current certSANs on this control plane (the
+ * cluster resource uploaded them), loaded by restarting its apiserver (etcd stays up).
+ */
+export async function reissueServingCert(node: SshTarget, nodeName: string, vip: string, handOver: VipHandOver | null): Promise<void> {
+  const h = await hostOf(node);
+  await h.exec(k.reissueServingCertCommand(nodeName), { mutates: true, timeoutMs: RESTART_TIMEOUT_MS });
+  await restartLoading(h, ["kube-apiserver"], "its serving certificate was reissued", vip, handOver);
 }

@@ -116,6 +116,27 @@ async function healthyMembers(host: string): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * The API through the VIP, probed from the worker k8s-4 every 200 ms while `during` runs: the
+ * HTTP codes of /readyz in order ("000": no answer within 2 s).
+ */
+async function probingVip(label: string, during: () => void): Promise<string[]> {
+  const probe = "/run/k8sbm-vip-probe";
+  await sh(
+    "k8s-4",
+    `rm -f ${probe}.*; setsid sh -c 'while [ ! -e ${probe}.stop ]; do curl -sk --max-time 2 -o /dev/null -w "%{http_code}\\n" https://${VIP}:6443/readyz >>${probe}.log; sleep 0.2; done' </dev/null >/dev/null 2>&1 &`,
+  );
+  try {
+    during();
+  } finally {
+    await sh("k8s-4", `touch ${probe}.stop; sleep 3`);
+  }
+  const answers = (await sh("k8s-4", `cat ${probe}.log; rm -f ${probe}.*`)).trim().split("\n");
+  // eslint-disable-next-line no-console
+  console.log(`API VIP during ${label}: ${answers.filter((a) => a !== "200").length} of ${answers.length} probes failed`);
+  return answers;
+}
+
 async function holdersOfVip(hosts: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const h of hosts) if ((await sh(h, "ip -4 -o addr show")).includes(` ${VIP}/`)) out.push(h);
@@ -359,18 +380,8 @@ describeTestbed("a live cluster through pulumi up", () => {
     for (const r of ["KubeadmInit::kubeadm-init", ...cps.map((h) => `KubeadmJoin::${h}-kubeadm-join`)])
       expect(preview).toMatch(new RegExp(`${r}\\][\\s\\S]*?renewCertificatesBeforeDays: 30 => 400`));
     expect(preview).toMatch(/~ 4 to update/);
-    // the API through the VIP, probed from the worker every 200 ms while the control planes restart
-    const probe = "/run/k8sbm-vip-probe";
-    await sh(
-      "k8s-4",
-      `rm -f ${probe}.*; setsid sh -c 'while [ ! -e ${probe}.stop ]; do curl -sk --max-time 2 -o /dev/null -w "%{http_code}\\n" https://${VIP}:6443/readyz >>${probe}.log; sleep 0.2; done' </dev/null >/dev/null 2>&1 &`,
-    );
-    up_("certificates renewed on 3 control planes");
-    await sh("k8s-4", `touch ${probe}.stop; sleep 3`);
-    const answers = (await sh("k8s-4", `cat ${probe}.log`)).trim().split("\n");
-    const failed = answers.filter((a) => a !== "200").length;
-    // eslint-disable-next-line no-console
-    console.log(`API VIP during the renewal: ${failed} of ${answers.length} probes failed`);
+    // the API through the VIP while the control planes restart
+    const answers = await probingVip("the renewal", () => up_("certificates renewed on 3 control planes"));
     expect(answers.length).toBeGreaterThan(20);
     expect(answers[answers.length - 1]).toBe("200");
 
@@ -434,6 +445,39 @@ describeTestbed("a live cluster through pulumi up", () => {
     // every kubelet restarted on its new configuration (the supervisor's pid is not the kubelet's)
     const after = await Promise.all(["k8s-1", "k8s-2", "k8s-3", "k8s-4"].map(kubeletPid));
     after.forEach((pid, i) => expect(pid).not.toBe(before[i]));
+    stack.run(["preview", "--expect-no-changes"]);
+  });
+
+  test("a new cluster.certSANs entry: each control plane serves a certificate carrying it, one at a time, the API VIP still answering", async () => {
+    const cps = ["k8s-1", "k8s-2", "k8s-3"];
+    const SAN = "api.k8sbm.test";
+    // the DNS names in what the apiserver presents on this node's own address
+    const servedNames = (h: string) =>
+      sh(
+        h,
+        `echo | openssl s_client -connect $(ip -4 -o addr show wan1 | awk '{print $4}' | cut -d/ -f1 | head -n1):6443 2>/dev/null | openssl x509 -noout -ext subjectAltName`,
+      );
+    for (const h of cps) expect(await servedNames(h)).not.toContain(`DNS:${SAN}`);
+    stack.editConfig((c) => (c.cluster = { ...c.cluster, certSANs: ["127.0.0.1", SAN] }));
+    const preview = stack.run(["preview", "--diff"]).out;
+    // the cluster's configuration, then each control plane's membership; the worker is not concerned
+    for (const h of cps) expect(preview).toMatch(new RegExp(`${h}-kubeadm-join[\\s\\S]*?servingCertSANs[\\s\\S]*?api\\.k8sbm\\.test`));
+    expect(preview).not.toMatch(/k8s-4-kubeadm-join/);
+    const answers = await probingVip("the certSANs rollout", () => up_("certSANs rolled out to 3 control planes"));
+    expect(answers.length).toBeGreaterThan(10);
+    expect(answers[answers.length - 1]).toBe("200");
+    for (const h of cps) {
+      const names = await servedNames(h);
+      expect(names).toContain(`DNS:${SAN}`);
+      // still valid for the node itself, the VIP and its name
+      expect(names).toContain(`DNS:${h}`);
+      expect(names).toContain(`IP Address:${VIP}`);
+      expect(await sh(h, `openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt`)).toBe(
+        "/etc/kubernetes/pki/apiserver.crt: OK\n",
+      );
+      expect(await sh(h, "ls /etc/kubernetes/pki | grep -c k8sbm-old || true")).toBe("0\n");
+    }
+    expect(await healthyMembers("k8s-1")).toEqual(cps);
     stack.run(["preview", "--expect-no-changes"]);
   });
 

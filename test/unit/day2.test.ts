@@ -114,30 +114,44 @@ describe("KubeadmJoin of a joined node", () => {
 });
 
 describe("member settings", () => {
-  const settings = (s = live, cp = true) => memberSettings(kubeadmInitConfig(s, s.controlPlanes[0]), cp);
+  const settings = (s = live, cp = true) => memberSettings(kubeadmInitConfig(s, s.controlPlanes[0]), cp, s.config.cluster.certSANs);
 
-  test("a worker gets the kubelet's, a control plane also the cluster configuration, without certSANs", () => {
+  test("a worker gets the kubelet's; a control plane also the cluster configuration and the configured certSANs, not the rendered ones", () => {
     const worker = YAML.parse(settings(live, false));
     expect(Object.keys(worker)).toEqual(["kubelet"]);
     expect(worker.kubelet.nodeStatusUpdateFrequency).toBe("4s");
     const cp = YAML.parse(settings());
     expect(cp.controlPlane.controllerManager.extraArgs).toContainEqual({ name: "node-monitor-grace-period", value: "16s" });
     expect(cp.controlPlane.apiServer.certSANs).toBeUndefined();
+    expect(cp.servingCertSANs).toEqual(["127.0.0.1"]);
   });
 
   test("a new set of control planes (new certSANs) changes nothing a member applies", () => {
     const replaced = specWith((c) => (c.nodes[0].roles = ["worker"]) && (c.nodes[3].roles = ["control-plane", "balancer"]));
-    expect(settingsChanges(settings(), memberSettings(kubeadmInitConfig(replaced, replaced.controlPlanes[0]), true))).toEqual({
-      kubelet: false,
-      controlPlane: false,
-    });
+    expect(settingsChanges(settings(), settings(replaced))).toEqual({ kubelet: false, controlPlane: false, servingCertSANs: false });
   });
 
   test("each change names the part it is in", () => {
     const kubelet = specWith((c) => (c.cluster = { health: { nodeStatusUpdateFrequency: "5s" } }));
-    expect(settingsChanges(settings(), settings(kubelet))).toEqual({ kubelet: true, controlPlane: false });
+    expect(settingsChanges(settings(), settings(kubelet))).toEqual({ kubelet: true, controlPlane: false, servingCertSANs: false });
     const cm = specWith((c) => (c.cluster = { health: { nodeMonitorGracePeriod: "20s" } }));
-    expect(settingsChanges(settings(), settings(cm))).toEqual({ kubelet: false, controlPlane: true });
-    expect(settingsChanges(settings(live, false), settings(cm, false))).toEqual({ kubelet: false, controlPlane: false });
+    expect(settingsChanges(settings(), settings(cm))).toEqual({ kubelet: false, controlPlane: true, servingCertSANs: false });
+    expect(settingsChanges(settings(live, false), settings(cm, false))).toEqual({
+      kubelet: false,
+      controlPlane: false,
+      servingCertSANs: false,
+    });
+    const sans = specWith((c) => (c.cluster = { certSANs: ["127.0.0.1", "api.k8sbm.test"] }));
+    expect(settingsChanges(settings(), settings(sans))).toEqual({ kubelet: false, controlPlane: false, servingCertSANs: true });
+    expect(settings(sans)).toMatch(/servingCertSANs:\n {2}- 127\.0\.0\.1\n {2}- api\.k8sbm\.test\n/);
+    // a worker's settings carry no SANs: nothing to reissue there
+    expect(settingsChanges(settings(live, false), settings(sans, false)).servingCertSANs).toBe(false);
+  });
+
+  test("settings recorded before they carried the SANs: the first update records them, reissues nothing", () => {
+    const recorded = YAML.stringify({ ...YAML.parse(settings()), servingCertSANs: undefined });
+    expect(recorded).not.toContain("servingCertSANs");
+    const sans = specWith((c) => (c.cluster = { certSANs: ["api.k8sbm.test"] }));
+    expect(settingsChanges(recorded, settings(sans))).toEqual({ kubelet: false, controlPlane: false, servingCertSANs: false });
   });
 });
