@@ -6,7 +6,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { InitSystem, OsFamily } from "../../model/schema";
 import { OS_PROBE, osMismatch } from "../os/release";
-import { fingerprint, scanHostKey } from "../ssh";
+import { endpointOf, fingerprint, scanHostKey } from "../ssh";
 import { canonical, hostOf, type Provider } from "./common";
 import type { SshTarget } from "../ssh/types";
 
@@ -63,8 +63,7 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
     if (!hostKey) {
       const { host, port, connectTimeoutMs, name, via } = inputs.connection;
       const seen = await scanHostKey({ host, port, timeoutMs: connectTimeoutMs, via });
-      const endpoint = `${host}:${port}${via ? ` via ${via.name}` : ""}`;
-      if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, endpoint, seen, inputs.configPath);
+      if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, endpointOf({ host, port, via }), seen, inputs.configPath);
       hostKey = seen;
     }
     const connection = await verify(inputs, hostKey);

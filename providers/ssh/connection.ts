@@ -327,7 +327,8 @@ class PooledConnection {
 // ---------------------------------------------------------------------------------------------
 // connecting
 
-function endpointOf(t: SshTarget): string {
+/** "host:port", or "host:port via <jump host>": how errors name where a node was reached. */
+export function endpointOf(t: Pick<SshTarget, "host" | "port" | "via">): string {
   return t.via ? `${t.host}:${t.port} via ${t.via.name}` : `${t.host}:${t.port}`;
 }
 
@@ -733,8 +734,7 @@ export async function scanHostKey(o: ScanOptions): Promise<string> {
       return await scanOnce(o);
     } catch (e) {
       if (!isTransient(e) || attempt >= (o.retries ?? 0)) {
-        const endpoint = `${o.host}:${o.port}${o.via ? ` via ${o.via.name}` : ""}`;
-        throw new SshConnectionError(name, endpoint, (e as Error).message, attempt + 1);
+        throw new SshConnectionError(name, endpointOf(o), (e as Error).message, attempt + 1);
       }
       await sleep(backoffMs(attempt));
     }

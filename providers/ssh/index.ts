@@ -1,5 +1,16 @@
 // The SSH layer: pinned-host-key connections, exec, files. No Pulumi imports.
-export { connect, closeAll, scanHostKey, stats, resetStats, isTransient, backoffMs, connectBudgetMs, DEFAULTS } from "./connection";
+export {
+  connect,
+  closeAll,
+  endpointOf,
+  scanHostKey,
+  stats,
+  resetStats,
+  isTransient,
+  backoffMs,
+  connectBudgetMs,
+  DEFAULTS,
+} from "./connection";
 export type { ScanOptions } from "./connection";
 export { fingerprint, parseKeyLine, keyLineOf } from "./hostkey";
 export { RemoteError, ExecTimeoutError, HostKeyMismatchError, SshAuthError, SshConnectionError } from "./errors";
