@@ -5,4 +5,5 @@ module.exports = {
   roots: ["<rootDir>/test"],
   testTimeout: 120000,
   testPathIgnorePatterns: ["/node_modules/"],
+  setupFilesAfterEnv: ["<rootDir>/test/retry.ts"],
 };
