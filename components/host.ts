@@ -4,8 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Secrets } from "../config";
 import { contentToken } from "./content-token";
 import { packagesFor } from "../providers/os/configurer";
-import { FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
+import { AptRepository, FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
 import type { SshTarget } from "../providers/ssh/types";
+import { kubernetesRepository, pinnedPackages, usesAptRepository } from "../render/apt";
 import { CONTAINERD_CONFIG_PATH, containerdConfig, registryHostsPath, registryHostsToml } from "../render/containerd";
 import * as host from "../render/host";
 import type { ClusterSpec, NodeSpec } from "../model/model";
@@ -80,9 +81,15 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
       return;
     }
 
-    // a rehearsal only runs `kubeadm init --dry-run`: nothing is installed for Kubernetes
+    // a rehearsal only runs `kubeadm init --dry-run`: it installs the packages (kubeadm among them)
+    // and writes nothing else for Kubernetes
     const kube = config.layers.kubernetes && !config.cluster.rehearse;
     const vrrp = config.layers.keepalived && (node.controlPlane || node.balancer);
+    // Debian/Ubuntu: kubeadm, kubelet, kubectl and cri-tools come from the Kubernetes repository,
+    // pinned to the cluster's version
+    const repo = config.layers.kubernetes && usesAptRepository(node.os) ? kubernetesRepository(config) : undefined;
+    const repository = repo && new AptRepository(`${name}-kubernetes-repository`, { connection, ...repo }, after);
+    const kubePackages = packagesFor(node.os, "kubernetes");
     const pkgs = new Packages(
       `${name}-packages`,
       {
@@ -91,10 +98,10 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
         packages: [
           ...packagesFor(node.os, "base"),
           ...(vrrp ? packagesFor(node.os, "keepalived") : []),
-          ...(kube ? packagesFor(node.os, "kubernetes") : []),
+          ...(!config.layers.kubernetes ? [] : repo ? pinnedPackages(kubePackages, config.cluster.kubernetesVersion) : kubePackages),
         ],
       },
-      after,
+      repository ? { parent: this, dependsOn: [identity, repository] } : after,
     );
     const afterPkgs = { parent: this, dependsOn: [pkgs] };
     const file = (id: string, path: string, content: string, mode = "0644") =>

@@ -540,6 +540,40 @@ const layers = z
   })
   .strict();
 
+// Where Debian/Ubuntu nodes get kubeadm, kubelet, kubectl and cri-tools: not in the
+// distributions' archives, so the program adds the Kubernetes package repository.
+const aptUrl = z
+  .string()
+  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/([A-Za-z0-9._~:%+\/-]*)$/, "must be an http:// or https:// URL")
+  .refine((u) => u.endsWith("/"), "must end with / (a flat repository: `deb <url> /`)");
+export const KUBERNETES_REPOSITORY_KEY = "DE15B14486CD377B9E876E1A234654DA9A296436";
+const packages = z
+  .object({
+    kubernetesRepository: z
+      .union([
+        // false: the nodes already have the packages, or a repository of the operator's own
+        z.literal(false),
+        z
+          .object({
+            // default: the minor channel of cluster.kubernetesVersion, https://pkgs.k8s.io/core:/stable:/v1.36/deb/
+            url: aptUrl.optional(),
+            // default: <url>Release.key
+            keyUrl: z
+              .string()
+              .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/[A-Za-z0-9._~:%+\/-]*$/, "must be an http:// or https:// URL")
+              .optional(),
+            // the signing key a node downloads must have this fingerprint before apt trusts it
+            keyFingerprint: z
+              .string()
+              .regex(/^\s*([0-9A-Fa-f]\s*){40}$/, "must be the signing key's fingerprint, 40 hex digits (gpg --show-keys prints it)")
+              .default(KUBERNETES_REPOSITORY_KEY),
+          })
+          .strict(),
+      ])
+      .default({}),
+  })
+  .strict();
+
 const sshDefaults = z
   .object({
     user: z.string().min(1).default("root"),
@@ -570,6 +604,7 @@ export const stackConfigSchema = z
     vrrp: vrrp.default({}),
     routing: routing.default({}),
     containerd: containerd.default({}),
+    packages: packages.default({}),
     etcdBackup: etcdBackup.default({}),
     certificates: certificates.default({}),
     cilium: cilium.default({}),

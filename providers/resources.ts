@@ -13,6 +13,7 @@ export interface Kinds {
   "remote-file": typeof import("./impl/remote-file");
   "file-block": typeof import("./impl/file-block");
   packages: typeof import("./impl/packages");
+  "apt-repository": typeof import("./impl/apt-repository");
   "host-settings": typeof import("./impl/host-settings");
   "system-user": typeof import("./impl/system-user");
   service: typeof import("./impl/service");
@@ -103,6 +104,10 @@ export const FileBlock = resource("file-block", ["createdFile"], { type: "FileBl
 export type FileBlock = InstanceType<typeof FileBlock>;
 
 export const Packages = resource("packages", ["installedByUs"], { type: "Packages" });
+
+/** A package repository on a Debian/Ubuntu node: its pinned signing key and source list. */
+export const AptRepository = resource("apt-repository", [], { type: "AptRepository" });
+export type AptRepository = InstanceType<typeof AptRepository>;
 export type Packages = InstanceType<typeof Packages>;
 
 /** Kernel modules, sysctl values and mounts, live and restored on delete. */

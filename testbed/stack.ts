@@ -232,12 +232,15 @@ export function testbedStackConfig(opts: {
  * Stack config for a live cluster on `testbed up --kube` hosts. Each key is a stand-in for what a
  * testbed host cannot be (README, "The testbed's stand-ins"):
  * - cluster.allowCgroupV1: this machine's kernel mounts the cgroup v1 controllers, shared by all hosts;
- * - containerd.restrictOomScoreAdj: this machine lets no process lower its OOM score, not even root.
+ * - containerd.restrictOomScoreAdj: this machine lets no process lower its OOM score, not even root;
+ * - packages.kubernetesRepository false: the node image has the Kubernetes packages installed (the
+ *   repository path runs in test/e2e/rehearse.test.ts, from a signed repository a lab host serves).
  */
 export const LIVE_CLUSTER = {
   layers: { kubernetes: true, cilium: false, addons: false },
   cluster: { allowCgroupV1: true },
   containerd: { restrictOomScoreAdj: true },
+  packages: { kubernetesRepository: false },
 };
 
 /**

@@ -2,7 +2,7 @@
 // installed itself (a package that was there before stays).
 import type * as pulumi from "@pulumi/pulumi";
 import type { OsFamily } from "../../model/schema";
-import { packageCommands, unavailablePackages } from "../os/configurer";
+import { packageCommands, parseSpec, satisfiedSpecs, unavailablePackages } from "../os/configurer";
 import { RemoteError } from "../ssh/errors";
 import type { Host, SshTarget } from "../ssh/types";
 import { diffOf, hostOf, type Provider } from "./common";
@@ -17,15 +17,11 @@ export interface PackagesOutputs extends PackagesInputs {
   installedByUs: string[];
 }
 
+/** The package specs (a name, or a pinned "name=version") the host's installed packages satisfy. */
 export async function installedOf(host: Host, os: OsFamily, pkgs: string[]): Promise<Set<string>> {
   if (!pkgs.length) return new Set();
-  const r = await host.exec(packageCommands(os).installed(pkgs));
-  return new Set(
-    r.stdout
-      .split("\n")
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+  const r = await host.exec(packageCommands(os).installed(pkgs.map((p) => parseSpec(p).name)));
+  return satisfiedSpecs(pkgs, r.stdout);
 }
 
 /** What a run must install, given what the host has. Exported for planning tests. */
@@ -44,7 +40,7 @@ export function unavailableError(e: unknown, inputs: Pick<PackagesInputs, "os" |
     `${name} (${host}:${port}): package${gone.length > 1 ? "s" : ""} ${list} cannot be installed: the distribution's package ` +
       `repositories configured on ${name} do not have ${gone.length > 1 ? "them" : "it"}, so nothing was installed. Add the ` +
       `repository that provides ${list} (kubeadm, kubelet, kubectl and cri-tools come from the Kubernetes package repository, ` +
-      `pkgs.k8s.io) or install ${gone.length > 1 ? "them" : "it"} by hand, then run again.\n${e.message}`,
+      `which the program adds on Debian/Ubuntu unless packages.kubernetesRepository is false) or install ${gone.length > 1 ? "them" : "it"} by hand, then run again.\n${e.message}`,
   );
 }
 
@@ -75,13 +71,21 @@ export const provider: Provider<PackagesInputs, PackagesOutputs> = {
   },
   async update(_id, olds: PackagesOutputs, news: PackagesInputs) {
     const added = await ensure(news);
-    const kept = olds.installedByUs.filter((p) => news.packages.includes(p));
+    const names = new Set(news.packages.map((p) => parseSpec(p).name));
+    const kept = olds.installedByUs.filter((p) => names.has(parseSpec(p).name));
     return { outs: { ...news, installedByUs: [...new Set([...kept, ...added])] } };
   },
   async delete(_id, props: PackagesOutputs) {
     if (!props.installedByUs.length) return;
     const host = await hostOf(props.connection);
-    const present = [...(await installedOf(host, props.os, props.installedByUs))];
-    if (present.length) await host.exec(packageCommands(props.os).remove(present), { mutates: true, timeoutMs: 30 * 60_000 });
+    // by name: a pinned package the operator has since moved to another version is still ours
+    const names = [
+      ...(await installedOf(
+        host,
+        props.os,
+        props.installedByUs.map((p) => parseSpec(p).name),
+      )),
+    ];
+    if (names.length) await host.exec(packageCommands(props.os).remove(names), { mutates: true, timeoutMs: 30 * 60_000 });
   },
 };

@@ -5,10 +5,43 @@ import type { InitSystem, OsFamily } from "../../model/schema";
 import { shq } from "../ssh/shell";
 
 export interface PackageCommands {
-  /** prints the names of the given packages that are installed, one per line */
-  installed(pkgs: string[]): string;
-  install(pkgs: string[]): string;
-  remove(pkgs: string[]): string;
+  /** prints the given packages (names) that are installed, one per line: "<name> <version>", or "<name>" */
+  installed(names: string[]): string;
+  /** installs package specs: a name, or on apt "name=version" with a glob (held after, as kubeadm's guide does) */
+  install(specs: string[]): string;
+  remove(names: string[]): string;
+}
+
+/** "kubeadm=1.36.3-*" → { name: "kubeadm", version: "1.36.3-*" }; "socat" → { name: "socat" }. */
+export function parseSpec(spec: string): { name: string; version?: string } {
+  const i = spec.indexOf("=");
+  return i < 0 ? { name: spec } : { name: spec.slice(0, i), version: spec.slice(i + 1) };
+}
+
+/** A version glob as apt reads one (`*`, `?`) against an installed version. */
+const versionMatches = (glob: string, version: string): boolean =>
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+  ).test(version);
+
+/** The specs among `wanted` that the `installed` command's output satisfies (a pinned one: name and version). */
+export function satisfiedSpecs(wanted: string[], installedOutput: string): Set<string> {
+  const have = new Map<string, string | undefined>();
+  for (const line of installedOutput.split("\n")) {
+    const [name, version] = line.trim().split(/\s+/);
+    if (name) have.set(name, version);
+  }
+  return new Set(
+    wanted.filter((spec) => {
+      const { name, version } = parseSpec(spec);
+      if (!have.has(name)) return false;
+      const v = have.get(name);
+      return version === undefined || (v !== undefined && versionMatches(version, v));
+    }),
+  );
 }
 
 export interface ServiceCommands {
@@ -26,11 +59,15 @@ export interface ServiceCommands {
 
 const debianPackages: PackageCommands = {
   installed: (p) =>
-    `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$2=="installed"{print $1}'`,
-  // update the index only when an install fails on a stale one
-  install: (p) =>
-    `export DEBIAN_FRONTEND=noninteractive; apt-get install -y --no-install-recommends ${p.map(shq).join(" ")} || { apt-get update && apt-get install -y --no-install-recommends ${p.map(shq).join(" ")}; }`,
-  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y ${p.map(shq).join(" ")}`,
+    `dpkg-query -W -f='\${Package} \${Version} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$3=="installed"{print $1, $2}'`,
+  // update the index only when an install fails on a stale one; a pinned package is held, so an
+  // unattended upgrade cannot move it past the cluster's version (and the next pin may change it)
+  install: (p) => {
+    const get = `apt-get install -y --no-install-recommends --allow-change-held-packages ${p.map(shq).join(" ")}`;
+    const held = p.filter((s) => parseSpec(s).version !== undefined).map((s) => shq(parseSpec(s).name));
+    return `export DEBIAN_FRONTEND=noninteractive; { ${get} || { apt-get update && ${get}; }; }${held.length ? ` && apt-mark hold ${held.join(" ")} >/dev/null` : ""}`;
+  },
+  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y --allow-change-held-packages ${p.map(shq).join(" ")}`,
 };
 
 const gentooPackages: PackageCommands = {
@@ -130,6 +167,10 @@ export function unavailablePackages(os: OsFamily, output: string): string[] {
   const patterns =
     os === "gentoo"
       ? [/there are no ebuilds (?:built with USE flags )?to satisfy "([^"]+)"/g]
-      : [/Unable to locate package (\S+)/g, /Package '([^']+)' has no installation candidate/g];
+      : [
+          /Unable to locate package (\S+)/g,
+          /Package '([^']+)' has no installation candidate/g,
+          /Version '[^']+' for '([^']+)' was not found/g,
+        ];
   return [...new Set(patterns.flatMap((re) => [...output.matchAll(re)].map((m) => m[1])))];
 }

@@ -51,7 +51,9 @@ describe("package planning", () => {
     expect(packageCommands("gentoo").install(["sys-cluster/keepalived"])).toBe(
       "emerge --noreplace --quiet-build=y 'sys-cluster/keepalived'",
     );
-    expect(packageCommands("debian").install(["keepalived"])).toContain("apt-get install -y --no-install-recommends 'keepalived'");
+    expect(packageCommands("debian").install(["keepalived"])).toContain(
+      "apt-get install -y --no-install-recommends --allow-change-held-packages 'keepalived'",
+    );
   });
 });
 
