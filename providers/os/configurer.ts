@@ -60,11 +60,13 @@ export interface ServiceCommands {
 const debianPackages: PackageCommands = {
   installed: (p) =>
     `dpkg-query -W -f='\${Package} \${Version} \${db:Status-Status}\\n' ${p.map(shq).join(" ")} 2>/dev/null | awk '$3=="installed"{print $1, $2}'`,
-  // update the index only when an install fails on a stale one; a pinned package is held, so an
-  // unattended upgrade cannot move it past the cluster's version (and the next pin may change it)
+  // update the index only when an install fails on a stale one. A pinned package is installed at
+  // its version even where another is installed (another vendor's kubectl, a newer kubelet: the
+  // cluster's version is the config's) and held, so an unattended upgrade cannot move it past
+  // the cluster's version (and the next pin may change it).
   install: (p) => {
-    const get = `apt-get install -y --no-install-recommends --allow-change-held-packages ${p.map(shq).join(" ")}`;
     const held = p.filter((s) => parseSpec(s).version !== undefined).map((s) => shq(parseSpec(s).name));
+    const get = `apt-get install -y --no-install-recommends --allow-change-held-packages${held.length ? " --allow-downgrades" : ""} ${p.map(shq).join(" ")}`;
     return `export DEBIAN_FRONTEND=noninteractive; { ${get} || { apt-get update && ${get}; }; }${held.length ? ` && apt-mark hold ${held.join(" ")} >/dev/null` : ""}`;
   },
   remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y --allow-change-held-packages ${p.map(shq).join(" ")}`,
