@@ -132,6 +132,10 @@ async function startHypervisor(): Promise<void> {
   // libvirt's private /dev for each qemu (mount namespace) cannot be populated inside the lab
   // host ("Could not open '/dev/urandom'" for the virtio rng): qemu uses the host's /dev.
   await hv("echo 'namespaces = []' >> /etc/libvirt/qemu.conf");
+  // A hypervisor without KVM, whatever this machine offers (some machines of this kind have a
+  // working /dev/kvm): the lab host's /dev stops sharing mounts with the machine's, and an empty
+  // file hides the device from libvirt and qemu there. The VMs run under TCG either way.
+  await hv("mount --make-private /dev && if [ -e /dev/kvm ]; then : > /run/no-kvm && mount --bind /run/no-kvm /dev/kvm; fi");
   await hv(
     "mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1",
   );
