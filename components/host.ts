@@ -89,7 +89,7 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
     // pinned to the cluster's version
     const repo = config.layers.kubernetes && usesAptRepository(node.os) ? kubernetesRepository(config) : undefined;
     const repository = repo && new AptRepository(`${name}-kubernetes-repository`, { connection, ...repo }, after);
-    const kubePackages = packagesFor(node.os, "kubernetes");
+    const kubePackages = config.layers.kubernetes ? packagesFor(node.os, "kubernetes") : [];
     const pkgs = new Packages(
       `${name}-packages`,
       {
@@ -98,7 +98,7 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
         packages: [
           ...packagesFor(node.os, "base"),
           ...(vrrp ? packagesFor(node.os, "keepalived") : []),
-          ...(!config.layers.kubernetes ? [] : repo ? pinnedPackages(kubePackages, config.cluster.kubernetesVersion) : kubePackages),
+          ...(repo ? pinnedPackages(kubePackages, config.cluster.kubernetesVersion) : kubePackages),
         ],
       },
       repository ? { parent: this, dependsOn: [identity, repository] } : after,

@@ -542,11 +542,9 @@ const layers = z
 
 // Where Debian/Ubuntu nodes get kubeadm, kubelet, kubectl and cri-tools: not in the
 // distributions' archives, so the program adds the Kubernetes package repository.
-const aptUrl = z
-  .string()
-  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/([A-Za-z0-9._~:%+\/-]*)$/, "must be an http:// or https:// URL")
-  .refine((u) => u.endsWith("/"), "must end with / (a flat repository: `deb <url> /`)");
-export const KUBERNETES_REPOSITORY_KEY = "DE15B14486CD377B9E876E1A234654DA9A296436";
+const httpUrl = z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/[A-Za-z0-9._~:%+\/-]*$/, "must be an http:// or https:// URL");
+const aptUrl = httpUrl.refine((u) => u.endsWith("/"), "must end with / (a flat repository: `deb <url> /`)");
+const KUBERNETES_REPOSITORY_KEY = "DE15B14486CD377B9E876E1A234654DA9A296436";
 const packages = z
   .object({
     kubernetesRepository: z
@@ -558,10 +556,7 @@ const packages = z
             // default: the minor channel of cluster.kubernetesVersion, https://pkgs.k8s.io/core:/stable:/v1.36/deb/
             url: aptUrl.optional(),
             // default: <url>Release.key
-            keyUrl: z
-              .string()
-              .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/[A-Za-z0-9._~:%+\/-]*$/, "must be an http:// or https:// URL")
-              .optional(),
+            keyUrl: httpUrl.optional(),
             // the signing key a node downloads must have this fingerprint before apt trusts it
             keyFingerprint: z
               .string()

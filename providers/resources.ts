@@ -104,11 +104,11 @@ export const FileBlock = resource("file-block", ["createdFile"], { type: "FileBl
 export type FileBlock = InstanceType<typeof FileBlock>;
 
 export const Packages = resource("packages", ["installedByUs"], { type: "Packages" });
+export type Packages = InstanceType<typeof Packages>;
 
 /** A package repository on a Debian/Ubuntu node: its pinned signing key and source list. */
 export const AptRepository = resource("apt-repository", [], { type: "AptRepository" });
 export type AptRepository = InstanceType<typeof AptRepository>;
-export type Packages = InstanceType<typeof Packages>;
 
 /** Kernel modules, sysctl values and mounts, live and restored on delete. */
 export const HostSettings = resource("host-settings", ["restore"], { type: "HostSettings" });

@@ -32,6 +32,23 @@ async function probe(host: Host, name: string): Promise<{ url: string; fingerpri
 export const updateIndexCommand = (name: string): string =>
   `apt-get update -o Dir::Etc::sourcelist=${shq(sourceListPath(name))} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0`;
 
+/** Why the downloaded key must not be trusted (and what to do), or undefined when it is the pinned one. */
+function keyRefusal(r: AptRepository, key: Buffer): { why: string; fix?: string } | undefined {
+  let got: string[];
+  try {
+    got = fingerprints(key);
+  } catch (e) {
+    return { why: `${r.keyUrl} did not serve an OpenPGP public key (${(e as Error).message})` };
+  }
+  if (got.includes(r.fingerprint)) return undefined;
+  return {
+    why:
+      `the signing key at ${r.keyUrl} has fingerprint ${got.join(", ")}, not the pinned ` +
+      `packages.kubernetesRepository.keyFingerprint ${r.fingerprint}`,
+    fix: "If the repository's key was rotated, check the new one out of band and set packages.kubernetesRepository.keyFingerprint to it.",
+  };
+}
+
 async function ensure(r: AptRepositoryInputs): Promise<void> {
   const host = await hostOf(r.connection);
   const have = await probe(host, r.name);
@@ -44,23 +61,10 @@ async function ensure(r: AptRepositoryInputs): Promise<void> {
       `mkdir -p /etc/apt/keyrings && rm -f ${shq(fetched)} && /usr/lib/apt/apt-helper download-file ${shq(r.keyUrl)} ${shq(fetched)}`,
       { mutates: true, timeoutMs: 5 * 60_000 },
     );
-    const key = (await host.readFile(fetched)) ?? Buffer.alloc(0);
-    let got: string[];
-    try {
-      got = fingerprints(key);
-    } catch (e) {
+    const refusal = keyRefusal(r, (await host.readFile(fetched)) ?? Buffer.alloc(0));
+    if (refusal) {
       await host.exec(`rm -f ${shq(fetched)}`, { mutates: true });
-      throw new Error(
-        `${r.connection.name}: ${r.keyUrl} did not serve an OpenPGP public key (${(e as Error).message}); nothing was changed`,
-      );
-    }
-    if (!got.includes(r.fingerprint)) {
-      await host.exec(`rm -f ${shq(fetched)}`, { mutates: true });
-      throw new Error(
-        `${r.connection.name}: the signing key at ${r.keyUrl} has fingerprint ${got.join(", ")}, not the pinned ` +
-          `packages.kubernetesRepository.keyFingerprint ${r.fingerprint}; nothing was changed. If the repository's key was ` +
-          `rotated, check the new one out of band and set packages.kubernetesRepository.keyFingerprint to it.`,
-      );
+      throw new Error(`${r.connection.name}: ${refusal.why}; nothing was changed${refusal.fix ? `. ${refusal.fix}` : ""}`);
     }
     await host.exec(`chmod 0644 ${shq(fetched)} && mv -f ${shq(fetched)} ${shq(keyring)}`, { mutates: true });
   }

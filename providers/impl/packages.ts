@@ -2,7 +2,7 @@
 // installed itself (a package that was there before stays).
 import type * as pulumi from "@pulumi/pulumi";
 import type { OsFamily } from "../../model/schema";
-import { packageCommands, parseSpec, satisfiedSpecs, unavailablePackages } from "../os/configurer";
+import { nameOf, packageCommands, satisfiedSpecs, unavailablePackages } from "../os/configurer";
 import { RemoteError } from "../ssh/errors";
 import type { Host, SshTarget } from "../ssh/types";
 import { diffOf, hostOf, type Provider } from "./common";
@@ -20,7 +20,7 @@ export interface PackagesOutputs extends PackagesInputs {
 /** The package specs (a name, or a pinned "name=version") the host's installed packages satisfy. */
 export async function installedOf(host: Host, os: OsFamily, pkgs: string[]): Promise<Set<string>> {
   if (!pkgs.length) return new Set();
-  const r = await host.exec(packageCommands(os).installed(pkgs.map((p) => parseSpec(p).name)));
+  const r = await host.exec(packageCommands(os).installed(pkgs.map(nameOf)));
   return satisfiedSpecs(pkgs, r.stdout);
 }
 
@@ -71,21 +71,15 @@ export const provider: Provider<PackagesInputs, PackagesOutputs> = {
   },
   async update(_id, olds: PackagesOutputs, news: PackagesInputs) {
     const added = await ensure(news);
-    const names = new Set(news.packages.map((p) => parseSpec(p).name));
-    const kept = olds.installedByUs.filter((p) => names.has(parseSpec(p).name));
+    const names = new Set(news.packages.map(nameOf));
+    const kept = olds.installedByUs.filter((p) => names.has(nameOf(p)));
     return { outs: { ...news, installedByUs: [...new Set([...kept, ...added])] } };
   },
   async delete(_id, props: PackagesOutputs) {
     if (!props.installedByUs.length) return;
     const host = await hostOf(props.connection);
     // by name: a pinned package the operator has since moved to another version is still ours
-    const names = [
-      ...(await installedOf(
-        host,
-        props.os,
-        props.installedByUs.map((p) => parseSpec(p).name),
-      )),
-    ];
+    const names = [...(await installedOf(host, props.os, props.installedByUs.map(nameOf)))];
     if (names.length) await host.exec(packageCommands(props.os).remove(names), { mutates: true, timeoutMs: 30 * 60_000 });
   },
 };

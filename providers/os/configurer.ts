@@ -18,6 +18,9 @@ export function parseSpec(spec: string): { name: string; version?: string } {
   return i < 0 ? { name: spec } : { name: spec.slice(0, i), version: spec.slice(i + 1) };
 }
 
+/** The package a spec names. */
+export const nameOf = (spec: string): string => parseSpec(spec).name;
+
 /** A version glob as apt reads one (`*`, `?`) against an installed version. */
 const versionMatches = (glob: string, version: string): boolean =>
   new RegExp(
@@ -65,7 +68,10 @@ const debianPackages: PackageCommands = {
   // cluster's version is the config's) and held, so an unattended upgrade cannot move it past
   // the cluster's version (and the next pin may change it).
   install: (p) => {
-    const held = p.filter((s) => parseSpec(s).version !== undefined).map((s) => shq(parseSpec(s).name));
+    const held = p
+      .map(parseSpec)
+      .filter((s) => s.version !== undefined)
+      .map((s) => shq(s.name));
     const get = `apt-get install -y --no-install-recommends --allow-change-held-packages${held.length ? " --allow-downgrades" : ""} ${p.map(shq).join(" ")}`;
     return `export DEBIAN_FRONTEND=noninteractive; { ${get} || { apt-get update && ${get}; }; }${held.length ? ` && apt-mark hold ${held.join(" ")} >/dev/null` : ""}`;
   },

@@ -66,6 +66,3 @@ export function fingerprints(key: Buffer | string): string[] {
   if (!out.length) throw new Error("not an OpenPGP public key: no public key packet");
   return out;
 }
-
-/** "DE15 B144 …" or "de15b144…" → "DE15B144…". */
-export const normalizeFingerprint = (f: string): string => f.replace(/\s+/g, "").toUpperCase();
