@@ -9,6 +9,7 @@ import type { ClusterSpec, NodeSpec } from "../model/model";
 import { serviceCommands } from "../providers/os/configurer";
 import { KubeadmInit, KubeadmJoin, RemoteFile } from "../providers/resources";
 import { memberSettings } from "../plan/day2";
+import { clusterVersion, kubePackagesOf } from "../plan/upgrade";
 import * as kubeadm from "../render/kubeadm";
 import type { PreparedNode } from "./host";
 
@@ -70,6 +71,9 @@ export function joinArgs(spec: ClusterSpec, node: NodeSpec, hosts: Record<string
     renewCertificatesBeforeDays: spec.config.certificates.renewBeforeDays,
     vip: spec.controlPlaneVip.ip,
     vipHandOver: vipHandOver(spec, node),
+    kubernetesVersion: clusterVersion(kubeadm.kubeadmInitConfig(spec, spec.controlPlanes[0])),
+    upgradePackages: kubePackagesOf(spec.config, node.os),
+    upgradeWorkersAtOnce: spec.config.cluster.upgradeWorkersAtOnce,
   };
 }
 
@@ -109,6 +113,9 @@ export class ControlPlane extends pulumi.ComponentResource {
         server: `https://${spec.controlPlaneEndpoint}`,
         restore: args.restore ? { ...args.restore, advertiseAddress: first.wan1.ip } : null,
         renewCertificatesBeforeDays: spec.config.certificates.renewBeforeDays,
+        upgradePackages: kubePackagesOf(spec.config, first.os),
+        vip: spec.controlPlaneVip.ip,
+        vipHandOver: vipHandOver(spec, first),
       },
       { parent: this, dependsOn: [configFile, ...args.after], aliases: [{ name: `${first.name}-kubeadm-init` }] },
     );

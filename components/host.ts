@@ -7,6 +7,7 @@ import { packagesFor } from "../providers/os/configurer";
 import { AptRepository, FileBlock, HostSettings, Packages, RemoteFile, Service, SshHost } from "../providers/resources";
 import type { SshTarget } from "../providers/ssh/types";
 import { kubernetesRepository, pinnedPackages, usesAptRepository } from "../render/apt";
+import { UPGRADED_BY_CLUSTER } from "../plan/upgrade";
 import { CONTAINERD_CONFIG_PATH, containerdConfig, registryHostsPath, registryHostsToml } from "../render/containerd";
 import * as host from "../render/host";
 import type { ClusterSpec, NodeSpec } from "../model/model";
@@ -100,6 +101,7 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
           ...(vrrp ? packagesFor(node.os, "keepalived") : []),
           ...(repo ? pinnedPackages(kubePackages, config.cluster.kubernetesVersion) : kubePackages),
         ],
+        ...(repo ? { upgradedByCluster: UPGRADED_BY_CLUSTER } : {}),
       },
       repository ? { parent: this, dependsOn: [identity, repository] } : after,
     );

@@ -3,6 +3,7 @@
 
 export const PAUSE_VERSIONS: Readonly<Record<string, string>> = {
   "1.36": "3.10.2",
+  "1.37": "3.10.2",
 };
 
 /** registry.k8s.io/pause:<tag> for a release like v1.36.3, or undefined for a minor not listed. */

@@ -138,6 +138,9 @@ const cluster = z
     // the KubeletConfiguration field of the same name today.
     localStorageCapacityIsolation: z.boolean().default(true),
     untaintControlPlane: z.boolean().default(true),
+    // A rolling upgrade (a new kubernetesVersion) drains and upgrades this many workers at once;
+    // control planes always go one at a time.
+    upgradeWorkersAtOnce: z.number().int().min(1).default(1),
     // Rehearse: run only `kubeadm init --dry-run` (the program's real config and flags) on the
     // first control plane and show its output; nothing is installed or started for Kubernetes.
     rehearse: z.boolean().default(false),

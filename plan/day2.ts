@@ -50,8 +50,8 @@ export function versionSkew(from: unknown, to: unknown): string | undefined {
   return undefined;
 }
 
-/** ClusterConfiguration fields fixed at `kubeadm init`, with the config key that sets each and why (from the two values). */
-const FIXED_AT_INIT: [string, string, string | ((from: unknown, to: unknown) => string)][] = [
+/** ClusterConfiguration fields fixed at `kubeadm init`, with the config key that sets each and why. */
+const FIXED_AT_INIT: [string, string, string][] = [
   ["clusterName", "cluster.name", REBUILD],
   ["networking.podSubnet", "cluster.podSubnet", `pods, routes and the network's IP pools use it; ${REBUILD}`],
   ["networking.serviceSubnet", "cluster.serviceSubnet", `every Service's address and the apiserver certificate use it; ${REBUILD}`],
@@ -61,14 +61,16 @@ const FIXED_AT_INIT: [string, string, string | ((from: unknown, to: unknown) => 
     "vrrp.controlPlane.vip / cluster.apiServerPort",
     `every kubeconfig, kubelet and certificate on the nodes names it; ${REBUILD}`,
   ],
-  [
-    "kubernetesVersion",
-    "cluster.kubernetesVersion",
-    (from, to) =>
-      versionSkew(from, to) ??
-      "the program does not upgrade a running cluster (applying it would move the first control plane only, outside the version-skew policy); keep the version the cluster runs",
-  ],
 ];
+
+/**
+ * Why a node's Kubernetes packages cannot follow a version change: the program moves only the
+ * packages it pins (Debian/Ubuntu with the Kubernetes repository).
+ */
+export const noUpgradePath = (node: string) =>
+  `${node} takes kubeadm, kubelet and kubectl from packages the program does not pin to a version (it pins them on Debian/Ubuntu ` +
+  "with packages.kubernetesRepository), so it cannot upgrade it; keep the version the cluster runs, or upgrade that node by " +
+  "kubeadm's procedure and set the new version after";
 
 export interface InitState {
   config?: string;
@@ -91,12 +93,20 @@ export function initRefusals(olds: InitState, news: Required<InitState>): Refusa
   const before = kinds(olds.config).ClusterConfiguration;
   const after = kinds(news.config).ClusterConfiguration;
   const out: Refusal[] = [];
+  // a version change is a rolling upgrade (plan/upgrade.ts) within kubeadm's rules
+  const versions = [at(before, "kubernetesVersion"), at(after, "kubernetesVersion")];
+  const skew = versionSkew(versions[0], versions[1]);
+  if (skew)
+    out.push({
+      property: "config",
+      reason: `cluster.kubernetesVersion cannot change from ${JSON.stringify(versions[0])} to ${JSON.stringify(versions[1])}: ${skew}`,
+    });
   for (const [path, key, why] of FIXED_AT_INIT) {
     const [a, b] = [at(before, path), at(after, path)];
     if (JSON.stringify(a) !== JSON.stringify(b))
       out.push({
         property: "config",
-        reason: `${key} cannot change from ${JSON.stringify(a)} to ${JSON.stringify(b)} on a live cluster: ${typeof why === "function" ? why(a, b) : why}`,
+        reason: `${key} cannot change from ${JSON.stringify(a)} to ${JSON.stringify(b)} on a live cluster: ${why}`,
       });
   }
   // The first control plane's own address, while it stays the first (a new first node brings its own)
@@ -109,10 +119,17 @@ export interface JoinState {
   nodeName?: string;
   controlPlane?: boolean;
   joinConfiguration?: Doc;
+  /** the cluster's version ("" in state written before members recorded it) */
+  kubernetesVersion?: string;
+  /** the node's pinned Kubernetes packages (null: not pinned by the program) */
+  upgradePackages?: unknown;
 }
 
 /** What a KubeadmJoin change may not do to a node that has joined. */
-export function joinRefusals(olds: JoinState, news: Required<JoinState>): Refusal[] {
+export function joinRefusals(
+  olds: JoinState,
+  news: JoinState & Required<Pick<JoinState, "nodeName" | "controlPlane" | "joinConfiguration">>,
+): Refusal[] {
   if (olds.joinConfiguration === undefined || olds.nodeName !== news.nodeName) return [];
   const out: Refusal[] = [];
   if (olds.controlPlane !== news.controlPlane) {
@@ -125,6 +142,8 @@ export function joinRefusals(olds: JoinState, news: Required<JoinState>): Refusa
         "(it is drained, reset and leaves, with etcd's quorum checked), then add it back with the new role and run `pulumi up` again",
     });
   }
+  if (olds.kubernetesVersion && olds.kubernetesVersion !== news.kubernetesVersion && !news.upgradePackages)
+    out.push({ property: "kubernetesVersion", reason: `cluster.kubernetesVersion: ${noUpgradePath(news.nodeName)}` });
   const [ipBefore, ipAfter] = [olds, news].map((s) => nodeIp(at(s.joinConfiguration, "nodeRegistration")));
   if (ipBefore !== ipAfter) out.push(addressRefusal("joinConfiguration", news.nodeName, ipBefore, ipAfter));
   const [endpointBefore, endpointAfter] = [olds, news].map((s) => at(s.joinConfiguration, "discovery.bootstrapToken.apiServerEndpoint"));

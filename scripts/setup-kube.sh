@@ -5,11 +5,19 @@
 # Prints the directory holding kubeadm and kubectl.
 # --node also builds what a node runs (kubelet and the control-plane binaries); only the live
 # lab cluster needs them (testbed/node-image.sh), an operator's servers get distro packages.
+# --version X.Y.Z builds another version than the pinned one (the live lab's upgrade target).
 set -euo pipefail
-cmds="kubeadm kubectl"
-[ "${1:-}" = --node ] && cmds="$cmds kubelet kube-apiserver kube-controller-manager kube-scheduler"
 here=$(cd "$(dirname "$0")/.." && pwd)
+cmds="kubeadm kubectl"
 version=$(node -p "require('$here/package.json').config.kubernetesVersion")   # 1.36.3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --node) cmds="$cmds kubelet kube-apiserver kube-controller-manager kube-scheduler" ;;
+    --version) version=$2; shift ;;
+    *) echo "setup-kube: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 bin="$cache/kube-v$version/bin"
 log() { echo "setup-kube: $*" >&2; }

@@ -22,12 +22,13 @@ const gpg = (home: string, args: string[], opts: { cwd?: string } = {}): string 
     ...opts,
   });
 
-/** Builds the repository in `dir` (replaced) from the .debs in `debs`: Packages, Release, InRelease, Release.key. */
-export function buildAptRepo(dir: string, debs: string): AptRepo {
+/** Builds the repository in `dir` (replaced) from the .debs in `debs` (directories): Packages, Release, InRelease, Release.key. */
+export function buildAptRepo(dir: string, ...debs: string[]): AptRepo {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   // linked, not copied (the containerd package carries the lab's images)
-  for (const f of fs.readdirSync(debs).filter((f) => f.endsWith(".deb"))) fs.linkSync(path.join(debs, f), path.join(dir, f));
+  for (const d of debs)
+    for (const f of fs.readdirSync(d).filter((f) => f.endsWith(".deb"))) fs.linkSync(path.join(d, f), path.join(dir, f));
   const packages = execFileSync("dpkg-scanpackages", ["--multiversion", ".", "/dev/null"], {
     cwd: dir,
     encoding: "utf8",

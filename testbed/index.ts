@@ -95,7 +95,7 @@ export async function up(n: number, lab = "dev", opts: UpOptions = {}): Promise<
       hosts: [],
     };
     save(st);
-    if (opts.kube) st.image = buildImageLayer(stateDir, log, { cilium: opts.cilium, addons: opts.addons });
+    if (opts.kube) st.image = buildImageLayer(stateDir, log, { cilium: opts.cilium, addons: opts.addons, upgrade: opts.upgrade });
     const ctx: Ctx = { lab, stateDir, labInit, publicKey, sudo, prefix: opts.hostPrefix ?? "k8s-", log, image: st.image };
     const base = opts.basePort ?? 0;
     st.hosts = await Promise.all(Array.from({ length: n }, (_, i) => buildHost(ctx, i + 1, base ? base + i + 1 : 0)));

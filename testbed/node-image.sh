@@ -10,17 +10,21 @@
 #            kubeadm asks for (they are imported into containerd, nothing is pulled).
 # coredns and kube-proxy are stand-ins holding only `pause`: kube-proxy is never deployed
 # (cilium replaces it) and CoreDNS pods stay Pending in a lab without a CNI.
+# --version X.Y.Z makes the image of another Kubernetes version (the live lab's upgrade target,
+# testbed/upgrade-image.sh); the tools that do not depend on it are taken from the pinned one's.
 # Prints the output directory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-kver=$(node -p "require('$here/package.json').config.kubernetesVersion")
+pinned=$(node -p "require('$here/package.json').config.kubernetesVersion")
+kver=$pinned
+[ "${1:-}" = --version ] && kver=${2:?--version needs X.Y.Z}
 containerd_ver=2.4.2
 crictl_ver=1.37.0
 cache=${K8SBM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-baremetal}
 out="$cache/lab-node-v$kver"
 log() { echo "node-image: $*" >&2; }
 
-kbin=$(bash "$here/scripts/setup-kube.sh" --node)
+kbin=$(bash "$here/scripts/setup-kube.sh" --node --version "$kver")
 # the packaging is redone whenever this script or its files change; the builds are kept
 recipe=$(cat "$0" "$here"/testbed/node-image/* | sha256sum | cut -c1-16)
 done_() { [ "$(cat "$out/.complete" 2>/dev/null)" = "$recipe" ]; }
@@ -44,21 +48,30 @@ gobuild() {
   (cd "$dir" && { [ -f go.mod ] || go mod init k8sbm.local/build >/dev/null; } &&
     GOFLAGS=-mod=mod go get "$mod" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath "$@" -o "$bin" "$pkg")
 }
-built() { for b in etcd containerd containerd-shim-runc-v2 ctr crictl pause; do [ -x "$out/bin/$b" ] || return 1; done; }
+tools="containerd containerd-shim-runc-v2 ctr crictl"
+if [ "$kver" != "$pinned" ]; then
+  for b in $tools; do
+    [ -x "$out/bin/$b" ] || [ ! -x "$cache/lab-node-v$pinned/bin/$b" ] || cp "$cache/lab-node-v$pinned/bin/$b" "$out/bin/"
+  done
+fi
+built() { for b in etcd $tools; do [ -x "$out/bin/$b" ] || return 1; done; }
 built || {
   work="$cache/build-lab-node"
   rm -rf "$work"
-  gobuild "$work/etcd" "go.etcd.io/etcd/server/v3@v$etcd_ver" "$out/bin/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
+  [ -x "$out/bin/etcd" ] ||
+    gobuild "$work/etcd" "go.etcd.io/etcd/server/v3@v$etcd_ver" "$out/bin/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
   for c in containerd containerd-shim-runc-v2 ctr; do
+    [ -x "$out/bin/$c" ] && continue
     gobuild "$work/containerd" "github.com/containerd/containerd/v2@v$containerd_ver" "$out/bin/$c" \
       "github.com/containerd/containerd/v2/cmd/$c" -tags "no_btrfs no_devmapper no_zfs" \
       -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=v$containerd_ver"
   done
-  gobuild "$work/crictl" "sigs.k8s.io/cri-tools@v$crictl_ver" "$out/bin/crictl" sigs.k8s.io/cri-tools/cmd/crictl \
+  [ -x "$out/bin/crictl" ] || gobuild "$work/crictl" "sigs.k8s.io/cri-tools@v$crictl_ver" "$out/bin/crictl" sigs.k8s.io/cri-tools/cmd/crictl \
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$crictl_ver"
-  gcc -static -O2 -o "$out/bin/pause" "$here/testbed/node-image/pause.c"
   rm -rf "$work"
 } >>"$buildlog" 2>&1 || { tail -40 "$buildlog" >&2; log "build failed (log: $buildlog)"; exit 1; }
+# a second's work: always from the current source (it is part of the recipe)
+gcc -static -O2 -o "$out/bin/pause" "$here/testbed/node-image/pause.c"
 # etcd's image also carries etcdctl and etcdutl, as the registry's does: the program's snapshots
 # run them inside the etcd container (render/etcd-backup.ts)
 { [ -x "$out/bin/etcdctl" ] && [ -x "$out/bin/etcdutl" ]; } || {

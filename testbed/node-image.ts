@@ -7,8 +7,11 @@ import { removeTree, run } from "./processes";
 const NODE_IMAGE = path.join(__dirname, "node-image.sh");
 const CILIUM_IMAGES = path.join(__dirname, "cilium-image.sh");
 const ADDONS_IMAGES = path.join(__dirname, "addons-image.sh");
+const UPGRADE_IMAGES = path.join(__dirname, "upgrade-image.sh");
 /** where containerd.init finds the images it imports at start */
 const IMAGES_DIR = "usr/share/k8sbm-lab/images";
+/** the upgrade target's images: imported by the upgrade test when it starts, in place of the pulls kubeadm makes */
+export const UPGRADE_IMAGES_DIR = "/usr/share/k8sbm-lab/upgrade-images";
 
 /**
  * The layer under every host's root: our .deb packages installed with dpkg over the real root,
@@ -16,7 +19,11 @@ const IMAGES_DIR = "usr/share/k8sbm-lab/images";
  * package database may have changed since the last lab. It lives on a tmpfs of its own:
  * overlayfs refuses a lower layer inside another lower layer (here "/") of the same filesystem.
  */
-export function buildImageLayer(stateDir: string, log: (m: string) => void, opts: { cilium?: boolean; addons?: boolean } = {}): string {
+export function buildImageLayer(
+  stateDir: string,
+  log: (m: string) => void,
+  opts: { cilium?: boolean; addons?: boolean; upgrade?: boolean } = {},
+): string {
   log("building the node image (first time: builds kubelet, etcd, containerd from Go modules)");
   const out = nodeImageDir();
   const image = path.join(stateDir, "image");
@@ -42,9 +49,10 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void, opts
   removeTree(path.join(image, ".work"));
   fs.rmdirSync(merged);
   // linked, not copied (the agent image is large; the cache is in every host's root)
-  const link = (dir: string) => {
+  const link = (dir: string, to = IMAGES_DIR) => {
+    fs.mkdirSync(path.join(image, "upper", to), { recursive: true, mode: 0o755 });
     for (const f of fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar"))) {
-      const at = path.join(image, "upper", IMAGES_DIR, f);
+      const at = path.join(image, "upper", to, f);
       fs.rmSync(at, { force: true });
       fs.symlinkSync(path.join(dir, "images", f), at);
     }
@@ -57,6 +65,10 @@ export function buildImageLayer(stateDir: string, log: (m: string) => void, opts
   if (opts.addons) {
     log("building the add-on images (first time: cert-manager, pebble from Go modules)");
     link(addonsImages());
+  }
+  if (opts.upgrade) {
+    log("building the upgrade target's images (first time: Kubernetes, etcd, CoreDNS of the next minor from Go modules)");
+    link(upgradeImages(), UPGRADE_IMAGES_DIR.slice(1));
   }
   return path.join(image, "upper");
 }
@@ -73,6 +85,9 @@ export const ciliumImages = (): string => built(CILIUM_IMAGES);
 
 /** The add-on test's images, chart and pebble (testbed/addons-image.sh). */
 export const addonsImages = (): string => built(ADDONS_IMAGES);
+
+/** The upgrade target's packages and images (testbed/upgrade-image.sh). */
+export const upgradeImages = (): string => built(UPGRADE_IMAGES);
 
 /** The per-host cgroup roots the lab kubelets made (see node-image/kubelet-supervise). */
 export function removeLabCgroups(stateDir: string): void {

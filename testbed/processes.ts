@@ -86,10 +86,25 @@ export function ancestors(): Set<number> {
   return out;
 }
 
-/** SIGKILLs the given PIDs (never this process or its ancestors) and waits until they are gone. */
+const PF_KTHREAD = 0x00200000;
+
+/**
+ * A kernel thread (its stat flags say so). A kworker can show up among a lab namespace's
+ * processes while it works for that namespace; no signal ends it, and it is not the lab's.
+ */
+export function isKernelThread(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]) & PF_KTHREAD) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs the given PIDs (never this process or its ancestors, nor kernel threads) and waits until they are gone. */
 export async function killAll(pids: Iterable<number>): Promise<void> {
   const spare = ancestors();
-  const targets = [...new Set(pids)].filter((p) => p > 1 && !spare.has(p) && alive(p));
+  const targets = [...new Set(pids)].filter((p) => p > 1 && !spare.has(p) && alive(p) && !isKernelThread(p));
   for (const p of targets) {
     try {
       process.kill(p, "SIGKILL");

@@ -67,6 +67,8 @@ export interface UpOptions {
   cilium?: boolean;
   /** with cilium: the add-on test's images too (testbed/addons-image.sh: cert-manager) */
   addons?: boolean;
+  /** with kube: the upgrade target's images (testbed/upgrade-image.sh) at testbed/node-image.ts UPGRADE_IMAGES_DIR */
+  upgrade?: boolean;
 }
 
 export function stateRoot(): string {

@@ -4,6 +4,7 @@ import type { InitSystem } from "../../model/schema";
 import { serviceCommands } from "../os/configurer";
 import { TOKEN_MARK } from "../../render/kubeadm";
 import { shq, tempFileCommand } from "../ssh/shell";
+import { DRAINED_ANNOTATION } from "../../plan/upgrade";
 
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
 const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -252,3 +253,29 @@ export const reissueServingCertCommand = (node: string) => {
 export const controlPlaneSettingsCommand = "kubeadm upgrade node phase control-plane --certificate-renewal=false";
 export const kubeletSettingsCommand = (init: InitSystem) =>
   `kubeadm upgrade node phase kubelet-config && ${serviceCommands(init).restart("kubelet")}`;
+
+// ---- rolling upgrade (plan/upgrade.ts) ------------------------------------------------------------
+
+/** One line per node: "<name> <kubeletVersion> <Ready status> <unschedulable>" (plan/upgrade.ts parseNodeStatus). */
+export const nodeStatusCommand = kubectl(
+  `get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.nodeInfo.kubeletVersion}{" "}` +
+    `{.status.conditions[?(@.type=="Ready")].status}{" "}{.spec.unschedulable}{"\\n"}{end}'`,
+);
+/** The version the cluster's stored ClusterConfiguration names (what `kubeadm upgrade apply` last set). */
+export const storedVersionCommand = kubectl(
+  "-n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' | sed -n 's/^kubernetesVersion: //p'",
+);
+const preflight = (ignore: string[]) => (ignore.length ? ` --ignore-preflight-errors=${shq(ignore.join(","))}` : "");
+/** On the first control plane: its static pods, etcd and the cluster's add-ons (CoreDNS) move to `version`. */
+export const upgradeApplyCommand = (version: string, ignore: string[] = []) =>
+  `kubeadm upgrade apply ${shq(version)} --yes${preflight(ignore)}`;
+/** On every node after: its static pods (a control plane) and its kubelet's configuration follow the cluster's. */
+export const upgradeNodeCommand = (ignore: string[] = []) => `kubeadm upgrade node${preflight(ignore)}`;
+export const annotateDrainedCommand = (node: string, version: string) =>
+  kubectl(`annotate node ${shq(node)} --overwrite ${shq(`${DRAINED_ANNOTATION}=${version}`)} >/dev/null`);
+export const drainedAnnotationCommand = (node: string) =>
+  kubectl(`get node ${shq(node)} -o jsonpath='{.metadata.annotations.${DRAINED_ANNOTATION.replace(/\./g, "\\.")}}'`);
+export const uncordonCommand = (node: string) =>
+  kubectl(
+    `uncordon ${shq(node)} >/dev/null && kubectl --kubeconfig "$k" annotate node ${shq(node)} ${shq(`${DRAINED_ANNOTATION}-`)} >/dev/null`,
+  );

@@ -8,7 +8,9 @@ import type { InitSystem } from "../../model/schema";
 import { randomBytes } from "crypto";
 import type { SshTarget } from "../ssh/types";
 import { renewalDue } from "../../plan/certificates";
-import { initRefusals } from "../../plan/day2";
+import { initRefusals, noUpgradePath } from "../../plan/day2";
+import { clusterVersion, initPreflightIgnores, type KubePackages } from "../../plan/upgrade";
+import { upgradeBlockers, upgradeCluster } from "./upgrade";
 import { clientCertificateExpiry } from "./kubeconfig";
 import { changed, diffOf, hostOf, type Provider } from "./common";
 import * as k from "./kubeadm-commands";
@@ -34,6 +36,11 @@ export interface KubeadmInitInputs {
   restore: membership.RestoreSource | null;
   /** the stack's admin kubeconfig is renewed when its certificate expires within this many days */
   renewCertificatesBeforeDays: number;
+  /** the first control plane's Kubernetes packages pinned to the version (null: the program does not pin them, so it does not upgrade) */
+  upgradePackages: KubePackages | null;
+  /** the API VIP, and how the first control plane's keepalived lets it go while its apiserver restarts */
+  vip: string;
+  vipHandOver: membership.VipHandOver | null;
 }
 
 export interface KubeadmInitOutputs extends KubeadmInitInputs {
@@ -52,7 +59,13 @@ export interface KubeadmInitOutputs extends KubeadmInitInputs {
  * State written before the names settled: `leaders` for the control planes, `init` optional;
  * `server` is missing in state written before the kubeconfig was rebuilt from parsed parts.
  */
-type Recorded = Omit<KubeadmInitOutputs, "controlPlanes" | "init" | "server" | "restore" | "generation" | "renewCertificatesBeforeDays"> & {
+type Recorded = Omit<
+  KubeadmInitOutputs,
+  "controlPlanes" | "init" | "server" | "restore" | "generation" | "renewCertificatesBeforeDays" | "upgradePackages" | "vip" | "vipHandOver"
+> & {
+  upgradePackages?: KubePackages | null;
+  vip?: string;
+  vipHandOver?: membership.VipHandOver | null;
   controlPlanes?: SshTarget[];
   leaders?: SshTarget[];
   init?: InitSystem;
@@ -71,8 +84,18 @@ export const upgradeState = (s: Recorded): KubeadmInitOutputs => {
     restore: s.restore ?? null,
     generation: s.generation ?? "",
     renewCertificatesBeforeDays: s.renewCertificatesBeforeDays ?? 30,
+    upgradePackages: s.upgradePackages ?? null,
+    vip: s.vip ?? "",
+    vipHandOver: s.vipHandOver ?? null,
   };
 };
+
+/** The version the change moves the cluster to ("" when it does not move): only from a live cluster, not a rehearsal. */
+function upgradeTo(olds: Partial<KubeadmInitInputs>, news: KubeadmInitInputs): string {
+  if (olds.config === undefined || olds.dryRun !== false || news.dryRun) return "";
+  const [from, to] = [clusterVersion(olds.config), clusterVersion(news.config)];
+  return from && to && from !== to ? to : "";
+}
 
 const clusterArgs = (i: KubeadmInitInputs): membership.ClusterArgs => ({
   first: i.connection,
@@ -93,8 +116,22 @@ const newGeneration = () => randomBytes(8).toString("hex");
 
 export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
   // refused at preview: changes a live cluster cannot take (plan/day2.ts)
+  // and an upgrade is refused while the cluster is not healthy (checked live)
   async check(olds, news) {
     const failures = initRefusals(olds, news);
+    const to = upgradeTo(olds, news);
+    if (!failures.length && to) {
+      if (!news.upgradePackages)
+        failures.push({ property: "config", reason: `cluster.kubernetesVersion: ${noUpgradePath(news.nodeName)}` });
+      else {
+        const blockers = await upgradeBlockers(news.controlPlanes);
+        if (blockers.length)
+          failures.push({
+            property: "config",
+            reason: `cluster.kubernetesVersion: not upgrading to ${to} now: ${blockers.join("; ")}. Bring them back (or remove the node from nodes) and run again`,
+          });
+      }
+    }
     return failures.length ? { inputs: news, failures } : { inputs: news };
   },
 
@@ -134,6 +171,17 @@ export const provider: Provider<KubeadmInitInputs, KubeadmInitOutputs> = {
   async update(_id, olds, news) {
     if (news.dryRun) return { outs: { ...upgradeState(olds), ...news } };
     const { host: cp, made } = await membership.ensureClusterMade(clusterArgs(news));
+    const to = made ? "" : upgradeTo(olds, news);
+    if (to)
+      await upgradeCluster({
+        first: news.connection,
+        controlPlanes: news.controlPlanes,
+        version: to,
+        packages: news.upgradePackages!,
+        ignorePreflightErrors: initPreflightIgnores(news.config),
+        vip: news.vip,
+        vipHandOver: news.vipHandOver,
+      });
     if (changed(olds as never, news as never, ["config"]).length) await membership.reconfigure(news.connection, news.configPath);
     if (news.untaint) await membership.untaint(cp, news.nodeName);
     const generation = made ? newGeneration() : upgradeState(olds).generation;

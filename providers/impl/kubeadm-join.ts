@@ -5,7 +5,9 @@ import type { JoinConfiguration } from "../../render/kubeadm";
 import type { InitSystem } from "../../model/schema";
 import type { SshTarget } from "../ssh/types";
 import { renewalDue } from "../../plan/certificates";
-import { joinRefusals, settingsChanges } from "../../plan/day2";
+import { joinRefusals, noUpgradePath, settingsChanges } from "../../plan/day2";
+import { ignoredPreflightErrors, type KubePackages } from "../../plan/upgrade";
+import { inBatch, upgradeMember } from "./upgrade";
 import { UNKNOWN, diffOf, hostOf, type Provider } from "./common";
 import * as membership from "./membership";
 
@@ -32,6 +34,12 @@ export interface KubeadmJoinInputs {
   /** the API VIP, and how this control plane's keepalived lets it go during a renewal (null: none runs here) */
   vip: string;
   vipHandOver: membership.VipHandOver | null;
+  /** the cluster's Kubernetes version ("v1.36.3"): a change is this node's share of the rolling upgrade */
+  kubernetesVersion: string;
+  /** the node's Kubernetes packages pinned to that version (null: not pinned by the program, which then does not upgrade) */
+  upgradePackages: KubePackages | null;
+  /** workers upgrading at once (cluster.upgradeWorkersAtOnce) */
+  upgradeWorkersAtOnce: number;
 }
 
 export interface KubeadmJoinOutputs extends KubeadmJoinInputs {
@@ -55,7 +63,13 @@ type Recorded = Omit<
   | "vip"
   | "vipHandOver"
   | "certificateExpiry"
+  | "kubernetesVersion"
+  | "upgradePackages"
+  | "upgradeWorkersAtOnce"
 > & {
+  kubernetesVersion?: string;
+  upgradePackages?: KubePackages | null;
+  upgradeWorkersAtOnce?: number;
   controlPlanes?: SshTarget[];
   leaders?: SshTarget[];
   init?: InitSystem;
@@ -80,8 +94,32 @@ export const upgradeState = (s: Recorded): KubeadmJoinOutputs => {
     vip: s.vip ?? "",
     vipHandOver: s.vipHandOver ?? null,
     certificateExpiry: s.certificateExpiry ?? "",
+    kubernetesVersion: s.kubernetesVersion ?? "",
+    upgradePackages: s.upgradePackages ?? null,
+    upgradeWorkersAtOnce: s.upgradeWorkersAtOnce ?? 1,
   };
 };
+
+/** This node's share of a rolling upgrade, when the recorded version differs (state without one records it only). */
+async function upgrade(before: KubeadmJoinOutputs, news: KubeadmJoinInputs): Promise<void> {
+  if (!before.member || before.kubernetesVersion === "" || before.kubernetesVersion === news.kubernetesVersion) return;
+  if (!news.upgradePackages) throw new Error(`cluster.kubernetesVersion: ${noUpgradePath(news.nodeName)}`);
+  const step = () =>
+    upgradeMember({
+      node: news.connection,
+      nodeName: news.nodeName,
+      controlPlane: news.controlPlane,
+      controlPlanes: news.controlPlanes,
+      init: news.init,
+      version: news.kubernetesVersion,
+      packages: news.upgradePackages!,
+      ignorePreflightErrors: ignoredPreflightErrors(news.joinConfiguration.nodeRegistration),
+      vip: news.vip,
+      vipHandOver: news.vipHandOver,
+    });
+  // control planes are a chain in the graph (one at a time); workers share a batch
+  await (news.controlPlane ? step() : inBatch(news.upgradeWorkersAtOnce, step));
+}
 
 /** A control plane's certificate expiry as it is on the node now ("" on a worker). */
 async function expiryOf(i: KubeadmJoinInputs): Promise<string> {
@@ -122,7 +160,7 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
     const d = diffOf(
       (news.generation === UNKNOWN ? { ...before, generation: news.generation } : before) as never,
       news as never,
-      ["untaint", "controlPlanes", "handOver", "init", "settings", "generation"],
+      ["untaint", "controlPlanes", "handOver", "init", "settings", "generation", "kubernetesVersion"],
       ["controlPlane", "nodeName"],
     );
     // a node that left the cluster (refresh saw member=false) joins again; a control plane whose
@@ -146,6 +184,7 @@ export const provider: Provider<KubeadmJoinInputs, KubeadmJoinOutputs> = {
   async update(_id, olds, news) {
     const before = upgradeState(olds);
     await membership.join(membershipOf(news));
+    await upgrade(before, news);
     // a member that stayed one takes the cluster's changed settings (a rejoin downloads them)
     if (before.member && before.settings !== "" && before.settings !== news.settings) {
       const what = settingsChanges(before.settings, news.settings);

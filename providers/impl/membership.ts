@@ -280,7 +280,15 @@ export async function untaint(controlPlane: Host, node: string): Promise<void> {
 /** A node's membership as KubeadmJoin declares it, the node as `node`. */
 export type NodeMembership = Omit<
   KubeadmJoinInputs,
-  "connection" | "nodeName" | "generation" | "renewCertificatesBeforeDays" | "vip" | "vipHandOver"
+  | "connection"
+  | "nodeName"
+  | "generation"
+  | "renewCertificatesBeforeDays"
+  | "vip"
+  | "vipHandOver"
+  | "kubernetesVersion"
+  | "upgradePackages"
+  | "upgradeWorkersAtOnce"
 > & { node: SshTarget };
 
 /**
@@ -448,12 +456,19 @@ async function waitRestarted(h: Host, apiserverBefore: string, why: string): Pro
  * graph, so they restart one at a time.
  */
 async function restartLoading(h: Host, pods: readonly string[], why: string, vip: string, handOver: VipHandOver | null): Promise<void> {
-  const holds = !!handOver && !!vip && (await h.exec(k.holdsAddressCommand(vip), { allowFail: true })).code === 0;
-  if (holds) await h.exec(handOver!.stop, { mutates: true });
-  try {
+  await withVipHandedOver(h, vip, handOver, async () => {
     const before = (await h.exec(k.staticPodContainerCommand("kube-apiserver"))).stdout.trim();
     await h.exec(k.restartPodsCommand(pods), { mutates: true });
     await waitRestarted(h, before, why);
+  });
+}
+
+/** Runs `step` with this control plane's keepalived stopped when it holds the API VIP (so the VIP moves before its apiserver restarts), started again after. */
+export async function withVipHandedOver<T>(h: Host, vip: string, handOver: VipHandOver | null, step: () => Promise<T>): Promise<T> {
+  const holds = !!handOver && !!vip && (await h.exec(k.holdsAddressCommand(vip), { allowFail: true })).code === 0;
+  if (holds) await h.exec(handOver!.stop, { mutates: true });
+  try {
+    return await step();
   } finally {
     if (holds) await h.exec(handOver!.start, { mutates: true });
   }

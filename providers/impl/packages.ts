@@ -11,6 +11,12 @@ export interface PackagesInputs {
   connection: SshTarget;
   os: OsFamily;
   packages: string[];
+  /**
+   * Pinned packages whose version moves only in the cluster's rolling upgrade once the node has
+   * joined (kubeadm, kubelet, kubectl: a kubelet must not move before its control plane, nor
+   * undrained). On a member they are installed where missing, never moved here.
+   */
+  upgradedByCluster?: string[];
 }
 
 export interface PackagesOutputs extends PackagesInputs {
@@ -44,9 +50,23 @@ export function unavailableError(e: unknown, inputs: Pick<PackagesInputs, "os" |
   );
 }
 
+/** A node that has joined a cluster (kubeadm wrote its kubelet's kubeconfig). */
+const MEMBER = "[ -e /etc/kubernetes/kubelet.conf ]";
+
+/** Of `missing`, those the cluster's upgrade moves on a member and that are installed (at another version) there. */
+async function leftToUpgrade(host: Host, inputs: PackagesInputs, missing: string[]): Promise<Set<string>> {
+  const byCluster = missing.filter((p) => inputs.upgradedByCluster?.includes(nameOf(p)));
+  if (!byCluster.length || (await host.exec(MEMBER, { allowFail: true })).code !== 0) return new Set();
+  const installed = await installedOf(host, inputs.os, byCluster.map(nameOf));
+  return new Set(byCluster.filter((p) => installed.has(nameOf(p))));
+}
+
 async function ensure(inputs: PackagesInputs): Promise<string[]> {
   const host = await hostOf(inputs.connection);
-  const missing = missingPackages(inputs.packages, await installedOf(host, inputs.os, inputs.packages));
+  let missing = missingPackages(inputs.packages, await installedOf(host, inputs.os, inputs.packages));
+  if (!missing.length) return missing;
+  const left = await leftToUpgrade(host, inputs, missing);
+  missing = missing.filter((p) => !left.has(p));
   if (!missing.length) return missing;
   try {
     await host.exec(packageCommands(inputs.os).install(missing), { mutates: true, timeoutMs: 30 * 60_000 });

@@ -73,6 +73,11 @@ test("the dev stack declares the whole cluster", async () => {
       .map((c) => c.name)
       .sort(),
   ).toEqual(["k8s-1-kubeadm-join", "k8s-2-kubeadm-join", "k8s-3-kubeadm-join", "k8s-4-kubeadm-join"]);
+  // each membership carries the cluster's version (a change is its share of a rolling upgrade);
+  // the dev stack's Gentoo nodes have no packages the program pins, so no upgrade path
+  expect(
+    created.filter((c) => c.type.endsWith("KubeadmJoin")).map((c) => [c.inputs.kubernetesVersion, c.inputs.upgradePackages ?? null]),
+  ).toEqual(Array(4).fill(["v1.36.3", null]));
   expect(count("kubernetes:helm.sh/v3:Release")).toBe(1);
   // keepalived on the three control planes, none on the worker
   expect(

@@ -16,9 +16,10 @@ import * as path from "path";
 import { describeTestbed } from "../testbed";
 import { down, hostExec, hostOf, up, type TestbedState } from "../../testbed";
 import { addClient, type TestbedClient } from "../../testbed/client";
-import { addonsImages, ciliumImages } from "../../testbed/node-image";
+import { UPGRADE_IMAGES_DIR, addonsImages, ciliumImages, nodeImageDir, upgradeImages } from "../../testbed/node-image";
+import { buildAptRepo } from "../../testbed/apt-repo";
 import { startAcmeLab } from "../../testbed/acme";
-import { ROOT, TestbedStack, liveCilium, seedNodes, testbedStackConfig } from "../../testbed/stack";
+import { ROOT, TestbedStack, liveCilium, seedNodes, testbedStackConfig, updatedIds } from "../../testbed/stack";
 import { holdersOf, waitForHolder } from "../../testbed/vrrp";
 import { closeAll } from "../../providers/ssh";
 
@@ -34,6 +35,12 @@ const API_VIP = "10.118.12.100";
 /** the ACME and DNS servers' address: the shadow segment's client, on the nodes' subnet */
 const ACME = "10.118.12.250";
 const ZONE = "apps.k8sbm.test";
+/** the upgrade test's apt repository, served by the client (the stand-in for the Kubernetes package repository) */
+const REPO_DIR = "/var/tmp/k8sbm-upgrade-repo";
+const REPO_PORT = 8088;
+const REPO_URL = `http://${ACME}:${REPO_PORT}/`;
+const REPO_PID = "/tmp/k8sbm-upgrade-repo.pid";
+const LAB_UPGRADE_VERSION: string = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).config.labUpgradeVersion;
 
 let lab: TestbedState;
 let stack: TestbedStack;
@@ -156,7 +163,7 @@ const httpFrom = (pod: string, ip: string, port: number, path = "/cgi-bin/host")
 
 describeTestbed("cilium: the live cluster's network through pulumi up", () => {
   beforeAll(async () => {
-    lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true, addons: true });
+    lab = await up(4, LAB, { basePort: BASE_PORT, kube: true, cilium: true, addons: true, upgrade: true });
     const chart = path.join(ciliumImages(), "chart", "cilium");
     stack = new TestbedStack(testbedStackConfig({ basePort: BASE_PORT, extra: { ...liveCilium(chart), nodes: seedNodes(lab) } }));
     stack.init(lab, "C1lium0k", { hostKeys: false });
@@ -175,6 +182,8 @@ describeTestbed("cilium: the live cluster's network through pulumi up", () => {
     );
     closeAll();
     stack?.remove();
+    await client?.exec(`[ ! -s ${REPO_PID} ] || kill $(cat ${REPO_PID}); rm -f ${REPO_PID}`, { allowFail: true });
+    fs.rmSync(REPO_DIR, { recursive: true, force: true });
     if (!process.env.K8SBM_LAB_KEEP) await down(LAB);
   }, 10 * 60_000);
 
@@ -603,6 +612,138 @@ EOF`,
     expect(clean.code).toBe(0);
   });
 
+  test("a rolling upgrade to the next minor version through pulumi up: node by node, resumed after a kill, the API VIP and a Service answering throughout", async () => {
+    const from = stack.spec().config.cluster.kubernetesVersion;
+    const to = `v${LAB_UPGRADE_VERSION}`;
+    // the Service polled below (applied by the tests above already; again, so this one stands alone)
+    await hostExec(lab, "k8s-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -", { stdin: WORKLOAD });
+    await kubectl("rollout status daemonset/echo --timeout=300s", "k8s-1");
+    // The Kubernetes package repository with both versions' packages (the stand-in for the
+    // project's: a signed apt repository served by the client), added first, as an operator who
+    // had the packages from elsewhere would
+    const repo = buildAptRepo(REPO_DIR, path.join(nodeImageDir(), "debs"), path.join(upgradeImages(), "debs"));
+    await client.exec(
+      `[ ! -s ${REPO_PID} ] || { p=$(cat ${REPO_PID}); kill $p 2>/dev/null; while kill -0 $p 2>/dev/null; do sleep 0.1; done; }; ` +
+        `nohup busybox httpd -f -p ${ACME}:${REPO_PORT} -h ${REPO_DIR} >/dev/null 2>&1 & echo $! >${REPO_PID}`,
+    );
+    stack.editConfig((c) => (c.packages = { kubernetesRepository: { url: REPO_URL, keyFingerprint: repo.fingerprint } }));
+    up_("Kubernetes repository added");
+    expect(stack.run(["preview", "--expect-no-changes"]).code).toBe(0);
+    // The images of the new version, imported on every node: the stand-in for the pulls kubeadm
+    // makes from the registry
+    for (const n of hosts())
+      await sh(
+        n,
+        `for f in ${UPGRADE_IMAGES_DIR}/*.tar; do ctr -n k8s.io images import --local --snapshotter native --platform linux/amd64 "$f" >/dev/null; done`,
+        600_000,
+      );
+
+    const saved = stack.editConfig((c) => (c.cluster = { ...c.cluster, kubernetesVersion: to }));
+    // refused at preview with nothing touched: a downgrade, and a skipped minor version
+    const refused = (version: string) => {
+      stack.editConfig((c) => (c.cluster = { ...c.cluster, kubernetesVersion: version }));
+      stack.editConfig((c) => (c.containerd = { ...c.containerd, sandboxImage: "registry.k8s.io/pause:3.10.2" }));
+      const r = stack.run(["preview"], { allowFail: true });
+      expect(r.code).not.toBe(0);
+      return r.out;
+    };
+    const minor = Number(from.split(".")[1]);
+    expect(refused(`v1.${minor - 1}.0`)).toMatch(
+      /cluster\.kubernetesVersion cannot change from "v[\d.]+" to "v[\d.]+": that is a downgrade/,
+    );
+    expect(refused(`v1.${minor + 2}.0`)).toMatch(/Kubernetes upgrades one minor version at a time \(the version-skew policy\)/);
+    stack.restoreConfig(saved);
+    stack.editConfig((c) => (c.cluster = { ...c.cluster, kubernetesVersion: to }));
+
+    // preview names every node's move, in the order they go: the cluster (kubeadm upgrade apply),
+    // the control planes one at a time, then the worker
+    const preview = stack.run(["preview", "--diff"]);
+    expect(preview.out).toContain(`"${from}" => "${to}"`);
+    expect(updatedIds(preview.out).filter((id) => /kubeadm-(init|join)$/.test(id))).toEqual([
+      "k8s-1:kubeadm-init",
+      "k8s-1:kubeadm-join",
+      "k8s-2:kubeadm-join",
+      "k8s-3:kubeadm-join",
+      "k8s-4:kubeadm-join",
+    ]);
+
+    // while it runs: the API through the VIP (/readyz) and the echo Service through the worker's NodePort, every 100 ms
+    const poll = (name: string, url: string, flags: string) =>
+      client.exec(
+        `nohup sh -c 'while :; do if curl -sf -o /dev/null --max-time 1 --interface ${ACME} ${flags} ${url}; ` +
+          `then echo "$(date +%s%3N) ok"; else echo "$(date +%s%3N) no"; fi; sleep 0.1; done' >/tmp/k8sbm-${name}.log 2>&1 & echo $! >/tmp/k8sbm-${name}.pid`,
+      );
+    await poll("upgrade-api", `https://${API_VIP}:6443/readyz`, "-k");
+    await poll("upgrade-svc", "http://10.118.12.23:30080/", "");
+    try {
+      // `up` killed (SIGKILL, the whole process group) as the second control plane's drain starts;
+      // after the documented recovery (`pulumi cancel`), the next `up` resumes the upgrade
+      const t0 = Date.now();
+      const orphansBefore = new Set(orphanedPlugins());
+      const killed = stack.start(["up", "--yes", "--skip-preview"]);
+      let ended = false;
+      void killed.done.then(() => (ended = true));
+      const drained = `get node k8s-2 -o jsonpath='{.metadata.annotations.k8s-baremetal/drained-for-upgrade}'`;
+      for (;;) {
+        if (ended) throw new Error(`the upgrade ended before k8s-2 was drained:\n${(await killed.done).out.slice(-4000)}`);
+        if ((await kubectl(drained).catch(() => "")).trim() === to) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      process.kill(-killed.child.pid!, "SIGKILL");
+      expect((await killed.done).code).not.toBe(0);
+      // the engine's plugins run in process groups of their own and outlive it: as an operator would, end them
+      for (const p of orphanedPlugins().filter((p) => !orphansBefore.has(p))) process.kill(p, "SIGKILL");
+      timings["upgrade until killed at k8s-2's drain"] = (Date.now() - t0) / 1000;
+      // the nodes whose turn has not come still have the old packages: only their turn, drained, moves them
+      for (const n of ["k8s-3", "k8s-4"])
+        expect(`${n} ${await sh(n, "dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet")}`).toBe(
+          `${n} kubeadm=${from.replace(/^v/, "")}-1.1 kubelet=${from.replace(/^v/, "")}-1.1 `,
+        );
+      expect(stack.cancel().code).toBe(0);
+      up_("upgrade resumed");
+    } finally {
+      await client.exec("for p in upgrade-api upgrade-svc; do kill $(cat /tmp/k8sbm-$p.pid); done", { allowFail: true });
+    }
+    for (const name of ["upgrade-api", "upgrade-svc"]) {
+      const lines = (await client.exec(`cat /tmp/k8sbm-${name}.log; rm -f /tmp/k8sbm-${name}.log /tmp/k8sbm-${name}.pid`)).stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" "));
+      const oks = lines.filter(([, r]) => r === "ok").map(([t]) => Number(t));
+      const gap = Math.max(...oks.slice(1).map((t, i) => t - oks[i]));
+      timings[`${name}: requests, failed, longest gap ms`] = `${lines.length}, ${lines.filter(([, r]) => r === "no").length}, ${gap}`;
+      expect(oks.length).toBeGreaterThan(100);
+    }
+
+    // every node, kubelet and static pod at the new version; etcd and CoreDNS as its kubeadm plans them
+    const nodes = (
+      await kubectl(
+        `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.nodeInfo.kubeletVersion} {.spec.unschedulable}{"\\n"}{end}'`,
+      )
+    )
+      .trim()
+      .split("\n");
+    expect(nodes.map((l) => l.trimEnd())).toEqual(hosts().map((n) => `${n} ${to}`)); // none left cordoned
+    const planned = (await sh("k8s-1", `kubeadm config images list --kubernetes-version ${to}`)).trim().split("\n");
+    const image = (name: string) => planned.find((i) => i.includes(`/${name}:`));
+    for (const cp of ["k8s-1", "k8s-2", "k8s-3"])
+      for (const pod of ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"])
+        expect(`${pod}-${cp} ${await kubectl(`-n kube-system get pod ${pod}-${cp} -o jsonpath='{.spec.containers[0].image}'`)}`).toBe(
+          `${pod}-${cp} ${image(pod)}`,
+        );
+    expect(await kubectl("-n kube-system get deployment coredns -o jsonpath='{.spec.template.spec.containers[0].image}'")).toBe(
+      image("coredns"),
+    );
+    await kubectl("-n kube-system rollout status deployment/coredns --timeout=300s");
+    for (const n of hosts()) {
+      const installed = await sh(n, "dpkg-query -W -f='${Package} ${Version}\\n' kubeadm kubectl kubelet"); // dpkg sorts by name
+      expect(installed).toBe(["kubeadm", "kubectl", "kubelet"].map((p) => `${p} ${LAB_UPGRADE_VERSION}-1.1\n`).join(""));
+      expect((await sh(n, "apt-mark showhold")).split("\n").sort()).toEqual(["", "kubeadm", "kubectl", "kubelet"]);
+      expect(await sh(n, "kubelet --version")).toBe(`Kubernetes ${to}\n`);
+    }
+    expect(stack.run(["preview", "--diff", "--expect-no-changes"]).code).toBe(0);
+  });
+
   test("destroy removes the release and leaves no cilium on any host", async () => {
     // --run-program: the release is deleted through the tunnel the program opens
     const r = stack.run(["destroy", "--yes", "--skip-preview", "--run-program"]);
@@ -625,6 +766,24 @@ EOF`,
     }
   });
 });
+
+/** Pulumi plugin processes (the dynamic provider, the kubernetes plugin) whose engine is gone: their parent is init. */
+function orphanedPlugins(): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
+        const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        return ppid === 1 && /dynamic-provider|pulumi-resource-kubernetes/.test(cmd);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -52,7 +52,6 @@ describe("KubeadmInit on a live cluster", () => {
     ["cluster.dnsDomain", (c: Raw) => (c.cluster = { dnsDomain: "example.internal" }), /CoreDNS/],
     ["cluster.name", (c: Raw) => (c.cluster = { name: "other" }), /new cluster/],
     ["vrrp.controlPlane.vip / cluster.apiServerPort", (c: Raw) => (c.cluster = { apiServerPort: 7443 }), /:7443/],
-    ["cluster.kubernetesVersion", (c: Raw) => (c.cluster = { kubernetesVersion: "v1.36.4" }), /does not upgrade a running cluster/],
   ])("%s cannot change", (key, fn, detail) => {
     const r = initRefusals(init(), init(specWith(fn)));
     expect(r.map((x) => x.property)).toEqual(["config"]);
@@ -65,7 +64,6 @@ describe("KubeadmInit on a live cluster", () => {
     ["v1.36.2", /that is a downgrade/],
     ["v1.38.0", /one minor version at a time \(the version-skew policy\), so v1\.37 comes first/],
     ["v1.40.1", /one minor version at a time/],
-    ["v1.37.0", /the program does not upgrade a running cluster/],
   ])("cluster.kubernetesVersion v1.36.3 -> %s says why", (to, detail) => {
     // another minor needs its pause image named (the program knows v1.36's)
     const s = specWith((c) => ((c.cluster = { kubernetesVersion: to }), (c.containerd = { sandboxImage: "registry.k8s.io/pause:3.10" })));
@@ -75,6 +73,11 @@ describe("KubeadmInit on a live cluster", () => {
       new RegExp(`^cluster\\.kubernetesVersion cannot change from "v1\\.36\\.3" to "${to.replace(/\./g, "\\.")}"`),
     );
     expect(r[0].reason).toMatch(detail);
+  });
+
+  test.each(["v1.36.4", "v1.37.0"])("cluster.kubernetesVersion v1.36.3 -> %s is a rolling upgrade, not refused here", (to) => {
+    const s = specWith((c) => ((c.cluster = { kubernetesVersion: to }), (c.containerd = { sandboxImage: "registry.k8s.io/pause:3.10" })));
+    expect(initRefusals(init(), init(s))).toEqual([]);
   });
 
   test("the first control plane's own wan1 address cannot change while it is a member", () => {
@@ -99,6 +102,19 @@ describe("KubeadmJoin of a joined node", () => {
     expect(up.map((x) => x.property)).toContain("controlPlane");
     expect(reasons(up)).toMatch(/nodes\[\]\.roles of k8s-4: a worker does not become a control plane in place.*Remove k8s-4 from nodes/);
     expect(reasons(joinRefusals(join(live, "k8s-3"), join(swapped, "k8s-3")))).toMatch(/a control plane does not become a worker/);
+  });
+
+  test("a version change on a node whose packages the program does not pin is refused, naming the node and the way", () => {
+    const pinned = { os: "debian", kubeadm: ["kubeadm=1.37.0-*"], node: ["kubelet=1.37.0-*", "kubectl=1.37.0-*"] };
+    const at = (kubernetesVersion: string, upgradePackages: unknown) => ({ ...join(), kubernetesVersion, upgradePackages });
+    expect(joinRefusals(at("v1.36.3", pinned), at("v1.37.0", pinned))).toEqual([]);
+    // state written before members recorded the version: nothing to compare
+    expect(joinRefusals(at("", null), at("v1.37.0", null))).toEqual([]);
+    const r = joinRefusals(at("v1.36.3", null), at("v1.37.0", null));
+    expect(r.map((x) => x.property)).toEqual(["kubernetesVersion"]);
+    expect(r[0].reason).toMatch(
+      /^cluster\.kubernetesVersion: k8s-4 takes kubeadm, kubelet and kubectl from packages the program does not pin.*packages\.kubernetesRepository.*kubeadm's procedure/,
+    );
   });
 
   test("a joined node's wan1 address, and the control-plane endpoint, cannot change", () => {
