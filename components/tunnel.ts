@@ -23,10 +23,18 @@ export async function openApiTunnel(via: SshTarget, target: { host: string; port
     // provider holds its connections open until the engine stops it, which it does only once
     // the program has ended — the program ends when its last resource is done.
     sock.unref();
+    // A reset on either side (the apiserver behind the VIP restarting, the client going) ends
+    // that connection, never the program: an unheard 'error' would crash it mid-`up`.
+    sock.on("error", () => sock.destroy());
     connect(via)
       .then((h) => h.forwardOut(target.host, target.port, { holdProcess: false }))
-      .then((stream) => sock.pipe(stream).pipe(sock))
-      .catch((e: Error) => sock.destroy(e));
+      .then((stream) => {
+        const end = () => (sock.destroy(), stream.destroy());
+        stream.on("error", end).on("close", end);
+        sock.on("error", end).on("close", end);
+        sock.pipe(stream).pipe(sock);
+      })
+      .catch(() => sock.destroy());
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e) =>
