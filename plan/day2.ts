@@ -12,7 +12,7 @@ export interface Refusal {
 type Doc = Record<string, unknown>;
 
 /** The documents of a rendered kubeadm config, by kind. */
-function kinds(config: string): Record<string, Doc> {
+export function kinds(config: string): Record<string, Doc> {
   const out: Record<string, Doc> = {};
   for (const d of YAML.parseAllDocuments(config)) {
     const o = d.toJS() as Doc | null;

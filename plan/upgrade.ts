@@ -3,9 +3,9 @@
 // node in turn — control planes one at a time, then workers in batches — takes kubeadm at the new
 // version, runs `kubeadm upgrade node`, is drained, gets kubelet and kubectl at the new version,
 // restarts its kubelet and is uncordoned once Ready at that version. What is decided here is pure.
-import YAML from "yaml";
 import type { OsFamily, StackConfig } from "../model/schema";
-import { kubernetesRepository, pinnedPackages, usesAptRepository } from "../render/apt";
+import { VERSIONED_PACKAGES, kubernetesRepository, pinnedPackages, usesAptRepository } from "../render/apt";
+import { kinds } from "./day2";
 
 /** The Kubernetes packages of one node, as the program pins them to the cluster's version. */
 export interface KubePackages {
@@ -24,15 +24,14 @@ export function kubePackagesOf(config: Pick<StackConfig, "packages" | "cluster">
 }
 
 /** The package names whose version only the cluster's upgrade moves on a member. */
-export const UPGRADED_BY_CLUSTER = ["kubeadm", "kubelet", "kubectl"];
+export const UPGRADED_BY_CLUSTER = VERSIONED_PACKAGES;
 
 type Doc = Record<string, unknown>;
-const docs = (config: string): Doc[] => YAML.parseAllDocuments(config).map((d) => (d.toJS() ?? {}) as Doc);
 
 /** ClusterConfiguration.kubernetesVersion of a rendered kubeadm config ("v1.36.3"), "" if none. */
 export function clusterVersion(config: string): string {
-  const c = docs(config).find((d) => d.kind === "ClusterConfiguration");
-  return typeof c?.kubernetesVersion === "string" ? c.kubernetesVersion : "";
+  const v = kinds(config).ClusterConfiguration?.kubernetesVersion;
+  return typeof v === "string" ? v : "";
 }
 
 /** nodeRegistration.ignorePreflightErrors of a rendered config's Init- or JoinConfiguration: kubeadm upgrade takes the same list. */
@@ -42,7 +41,7 @@ export function ignoredPreflightErrors(nodeRegistration: unknown): string[] {
 }
 
 export function initPreflightIgnores(config: string): string[] {
-  return ignoredPreflightErrors(docs(config).find((d) => d.kind === "InitConfiguration")?.nodeRegistration);
+  return ignoredPreflightErrors(kinds(config).InitConfiguration?.nodeRegistration);
 }
 
 export interface NodeStatus {

@@ -40,7 +40,8 @@ export const sourceListPath = (name: string): string => `/etc/apt/sources.list.d
 export const sourceLine = (r: Pick<AptRepository, "name" | "url">): string => `deb [signed-by=${keyringPath(r.name)}] ${r.url} /\n`;
 
 /** The packages whose version follows the cluster's, as the Kubernetes repository numbers them ("1.36.3-1.1"). */
-const VERSIONED = new Set(["kubeadm", "kubelet", "kubectl"]);
+export const VERSIONED_PACKAGES = ["kubeadm", "kubelet", "kubectl"];
+const VERSIONED = new Set(VERSIONED_PACKAGES);
 
 /** apt's `name=version` with a glob over the package revision; the others as they are. */
 export function pinnedPackages(pkgs: string[], kubernetesVersion: string): string[] {

@@ -9,7 +9,7 @@ import type { Host, SshTarget } from "../ssh/types";
 import { hostOf } from "./common";
 import * as k from "./kubeadm-commands";
 import { etcdMembers, liveControlPlane, noLiveControlPlane, withVipHandedOver, type VipHandOver } from "./membership";
-import { installedOf } from "./packages";
+import { installedOf, missingPackages } from "./packages";
 
 const UPGRADE_TIMEOUT_MS = 20 * 60_000;
 
@@ -45,8 +45,7 @@ export async function upgradeBlockers(controlPlanes: SshTarget[]): Promise<strin
 
 /** Installs the pinned packages the node does not have at their version yet. */
 async function ensurePackages(h: Host, os: KubePackages["os"], specs: string[]): Promise<void> {
-  const have = await installedOf(h, os, specs);
-  const missing = specs.filter((s) => !have.has(s));
+  const missing = missingPackages(specs, await installedOf(h, os, specs));
   if (missing.length) await h.exec(packageCommands(os).install(missing), { mutates: true, timeoutMs: 30 * 60_000 });
 }
 
