@@ -8,6 +8,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import type { TestbedState } from ".";
 import { parseStackConfig } from "../model/parse";
+import { SECRET_KEYS } from "../model/schema";
 import type { ClusterSpec } from "../model/model";
 
 export const ROOT = path.resolve(__dirname, "..");
@@ -99,9 +100,10 @@ export class TestbedStack {
   spec(): ClusterSpec {
     const raw = YAML.parse(fs.readFileSync(this.configFile, "utf8")).config as Record<string, unknown>;
     const cfg = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]));
-    const secrets = ["sshPrivateKey", "vrrpPassword"] as const;
-    const plain = Object.fromEntries(Object.entries(cfg).filter(([k]) => !(secrets as readonly string[]).includes(k)));
-    return parseStackConfig("k8s-baremetal", plain, new Set(secrets), Object.keys(cfg));
+    // every secret the stack has set counts as present (their values are ciphertext here)
+    const secrets = new Set(SECRET_KEYS.filter((k) => k in cfg));
+    const plain = Object.fromEntries(Object.entries(cfg).filter(([k]) => !(SECRET_KEYS as readonly string[]).includes(k)));
+    return parseStackConfig("k8s-baremetal", plain, secrets, Object.keys(cfg));
   }
 
   /** The CLI's environment: this stack's file backend and passphrase. */
