@@ -128,10 +128,12 @@ export function domainXml(d: DomainDef): string {
       `      <source file="${e(d.diskPath)}"/>`,
       '      <target dev="vda" bus="virtio"/>',
       "    </disk>",
-      '    <disk type="file" device="cdrom">',
+      // the seed as a read-only virtio disk, not a SATA cdrom: distributions' cloud kernels (Debian's
+      // linux-image-cloud-amd64) have no AHCI driver, and cloud-init finds "cidata" on any disk
+      '    <disk type="file" device="disk">',
       '      <driver name="qemu" type="raw"/>',
       `      <source file="${e(d.seedIsoPath)}"/>`,
-      '      <target dev="sda" bus="sata"/>',
+      '      <target dev="vdb" bus="virtio"/>',
       "      <readonly/>",
       "    </disk>",
       ...d.nics.flatMap((n) => [
@@ -236,7 +238,9 @@ export function cloudInitNetworkConfig(node: NodeSpec, opts: { gateway: string; 
     version: 2,
     ethernets: {
       [node.wan0.interface]: nic(node.wan0, {
-        routes: [{ to: "default", via: opts.gateway }],
+        // 0.0.0.0/0, not netplan's "default": cloud-init before 23.1 (Debian 12's 22.4) rejects that
+        // ("Address default is not a valid ip address") and leaves the NIC unconfigured
+        routes: [{ to: "0.0.0.0/0", via: opts.gateway }],
         nameservers: { addresses: [...opts.nameservers] },
       }),
       [node.wan1.interface]: nic(node.wan1),
