@@ -12,6 +12,9 @@ import { CONTAINERD_CONFIG_PATH, containerdConfig, registryHostsPath, registryHo
 import * as host from "../render/host";
 import type { ClusterSpec, NodeSpec } from "../model/model";
 
+/** How long a lab VM's first SSH contact waits for it to boot (a Debian cloud image under TCG: about a minute). */
+export const LAB_BOOT_WAIT_SECONDS = 600;
+
 export interface ClusterHostArgs {
   spec: ClusterSpec;
   node: NodeSpec;
@@ -68,6 +71,8 @@ export class ClusterHost extends pulumi.ComponentResource implements PreparedNod
         configPath: `nodes[${spec.nodes.indexOf(node)}]`,
         // the package and service commands follow it: a host running another OS fails here, untouched
         os: { family: node.os, init: node.init },
+        // a VM the lab just started boots first (minutes under TCG); a server is up already
+        ...(args.pinnedHostKey ? { bootWaitSeconds: LAB_BOOT_WAIT_SECONDS } : {}),
       },
       p,
     );

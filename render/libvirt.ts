@@ -238,9 +238,10 @@ export function cloudInitNetworkConfig(node: NodeSpec, opts: { gateway: string; 
     version: 2,
     ethernets: {
       [node.wan0.interface]: nic(node.wan0, {
-        // 0.0.0.0/0, not netplan's "default": cloud-init before 23.1 (Debian 12's 22.4) rejects that
-        // ("Address default is not a valid ip address") and leaves the NIC unconfigured
-        routes: [{ to: "0.0.0.0/0", via: opts.gateway }],
+        // gateway4, not a route: every renderer writes it natively (ifupdown's `gateway`), while
+        // cloud-init's ifupdown renderer turns routes into `route add` from net-tools, absent
+        // from minimal images, and cloud-init 22.4 (Debian 12) rejects netplan's `to: default`
+        gateway4: opts.gateway,
         nameservers: { addresses: [...opts.nameservers] },
       }),
       [node.wan1.interface]: nic(node.wan1),

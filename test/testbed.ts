@@ -1,7 +1,7 @@
 // Jest helpers for tests that need the lab (real namespaces + sshd).
 // Rule: when the lab cannot run here, say why and skip — except under CI=true, where that is
 // a test failure.
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import { closeAll } from "../providers/ssh";
 import { down, up, type TestbedState, type UpOptions } from "../testbed";
@@ -88,4 +88,24 @@ export function useTestbed(lab: string, n: number, opts: UpOptions = {}): () => 
     if (!st) throw new Error(`lab ${lab} is not up (beforeAll failed?)`);
     return st;
   };
+}
+
+// libvirt, qemu and the ISO tool come from Debian packages installed before any lab exists
+// (.ci/run): without them say so and skip — under CI=true, fail.
+const LIBVIRT_TOOLS = ["libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "genisoimage", "dnsmasq", "busybox", "dpkg-deb"];
+
+/** describeTestbed for suites that run a real libvirtd in a lab host. */
+export function describeLibvirt(name: string, fn: () => void): void {
+  const missing = LIBVIRT_TOOLS.filter((c) => spawnSync("sh", ["-c", `PATH=${PATH_ENV} command -v ${c}`]).status !== 0);
+  if (!missing.length) return describeTestbed(name, fn);
+  const reason = `needs ${missing.join(", ")} (Debian: libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage dnsmasq-base busybox-static; see .ci/run)`;
+  if (isCI())
+    return describe(name, () =>
+      test("libvirt and qemu are installed (required under CI=true)", () => {
+        throw new Error(reason);
+      }),
+    );
+  // eslint-disable-next-line no-console
+  console.warn(`SKIPPED "${name}": ${reason}`);
+  describe.skip(name, fn);
 }

@@ -151,7 +151,8 @@ install -m 0750 -d "$agentfs/var/lib/cilium"
   LC_ALL=C sort | while read -r f; do install -D -m 0644 "$f" "$agentfs/var/lib/cilium/$f" || exit 1; done)
 mkdir -p "$agentfs/home/cilium" "$agentfs/usr/share/doc/cilium"
 cp "$cil/LICENSE" "$agentfs/usr/share/doc/cilium/"
-chroot "$agentfs" /usr/bin/clang-19 --version | head -1 >"$work/clang-version"
+# sed, not head: head leaves the writer a SIGPIPE, which pipefail turns into a failed build
+chroot "$agentfs" /usr/bin/clang-19 --version | sed -n 1p >"$work/clang-version"
 echo 'int f(int x) { return x + 1; }' >"$agentfs/tmp/t.c"
 chroot "$agentfs" clang -O2 --target=bpf -nostdinc -c /tmp/t.c -o /tmp/t.o
 rm -f "$agentfs/tmp/t.c" "$agentfs/tmp/t.o"
@@ -167,7 +168,7 @@ echo 'root:x:0:0:root:/:/bin/sh' >"$bbfs/etc/passwd"
 echo 'k8s-baremetal lab httpd' >"$bbfs/www/index.html"
 printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%%s\\n" "$(hostname)"\n' >"$bbfs/www/cgi-bin/host"
 chmod 0755 "$bbfs/www/cgi-bin/host"
-bb_ver=$("$bbfs/bin/busybox" | head -1 | sed -n 's/^BusyBox v\([^ ]*\).*/\1/p')
+bb_ver=$("$bbfs/bin/busybox" | sed -n '1s/^BusyBox v\([^ ]*\).*/\1/p')
 echo "$bb_ver" >"$work/busybox-version"
 
 # small roots for the operator and CoreDNS: a static binary, CA certificates, /tmp

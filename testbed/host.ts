@@ -177,6 +177,8 @@ export interface Ctx {
   publicKey: string;
   sudo: boolean;
   prefix: string;
+  /** the last octet of host 1's addresses */
+  firstAddress: number;
   log: (m: string) => void;
   image?: string;
 }
@@ -234,7 +236,7 @@ export async function buildHost(ctx: Ctx, index: number, port: number): Promise<
   const merged = path.join(dir, "merged");
   const ifaces = Object.fromEntries(
     (Object.keys(SEGMENTS) as SegmentName[]).map((seg) => {
-      const address = `${SEGMENTS[seg].net}.${19 + index}`;
+      const address = `${SEGMENTS[seg].net}.${ctx.firstAddress + index - 1}`;
       return [seg, { name: seg, address, prefixLength: 24, cidr: `${address}/24` }];
     }),
   ) as Record<SegmentName, TestbedIface>;

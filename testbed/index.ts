@@ -96,7 +96,17 @@ export async function up(n: number, lab = "dev", opts: UpOptions = {}): Promise<
     };
     save(st);
     if (opts.kube) st.image = buildImageLayer(stateDir, log, { cilium: opts.cilium, addons: opts.addons, upgrade: opts.upgrade });
-    const ctx: Ctx = { lab, stateDir, labInit, publicKey, sudo, prefix: opts.hostPrefix ?? "k8s-", log, image: st.image };
+    const ctx: Ctx = {
+      lab,
+      stateDir,
+      labInit,
+      publicKey,
+      sudo,
+      prefix: opts.hostPrefix ?? "k8s-",
+      firstAddress: opts.firstAddress ?? 20,
+      log,
+      image: st.image,
+    };
     const base = opts.basePort ?? 0;
     st.hosts = await Promise.all(Array.from({ length: n }, (_, i) => buildHost(ctx, i + 1, base ? base + i + 1 : 0)));
     save(st);
@@ -150,6 +160,7 @@ export async function recreateHost(lab: string, host: string, opts: { log?: (m: 
     publicKey: st.publicKey + "\n",
     sudo: st.sudoUser !== null,
     prefix: old.name.slice(0, old.name.length - String(old.index).length),
+    firstAddress: Number(old.ifaces.wan0.address.split(".")[3]) - old.index + 1,
     log: opts.log ?? (() => undefined),
     image: st.image,
   };

@@ -56,6 +56,8 @@ export interface UpOptions {
   /** 0 (default) = pick free ports; otherwise host i listens on basePort + i */
   basePort?: number;
   hostPrefix?: string;
+  /** the last octet of host 1's addresses (default 20: the seed's k8s-1); host i gets firstAddress + i - 1 */
+  firstAddress?: number;
   log?: (msg: string) => void;
   /**
    * Hosts that can run a real cluster: containerd, kubelet and kubeadm installed as packages

@@ -35,6 +35,21 @@ function seedIso(dir: string, ci: NonNullable<LibvirtVolumeInputs["cloudInit"]>,
   return fs.readFileSync(out);
 }
 
+/**
+ * A base image put into the pool's directory by hand (the README's way) is unknown to libvirt
+ * until the pool is refreshed: refresh once, then name the key if it still is not a volume.
+ */
+async function ensureKnownVolume(uri: string, pool: string, image: string): Promise<void> {
+  const known = async () => (await virsh(uri, ["vol-info", image], { allowFail: true })).code === 0;
+  if (await known()) return;
+  await virsh(uri, ["pool-refresh", pool]);
+  if (await known()) return;
+  throw new Error(
+    `lab.baseImage ${image}: no such volume at ${uri} (pool ${pool} refreshed). Put the qcow2 image at that path ` +
+      `in a storage pool's directory on the hypervisor, or give lab.baseImage as an http(s) URL with lab.baseImageChecksum`,
+  );
+}
+
 async function create(i: LibvirtVolumeInputs): Promise<string> {
   const existing = await volPath(i);
   if (existing) return existing;
@@ -50,6 +65,7 @@ async function create(i: LibvirtVolumeInputs): Promise<string> {
     }
   } else {
     const size = `${i.capacityGiB ?? 10}G`;
+    if (i.baseImage) await ensureKnownVolume(i.uri, i.pool, i.baseImage);
     const backing = i.baseImage ? ["--backing-vol", i.baseImage, "--backing-vol-format", "qcow2"] : [];
     await virsh(i.uri, ["vol-create-as", i.pool, i.name, size, "--format", "qcow2", ...backing]);
   }

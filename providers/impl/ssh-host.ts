@@ -20,6 +20,8 @@ export interface SshHostInputs {
   configPath?: string;
   /** the configured OS: checked against the host's os-release (and running init) on every contact */
   os?: { family: OsFamily; init: InitSystem };
+  /** a VM the program starts: at creation, a host still booting is waited for this long */
+  bootWaitSeconds?: number;
 }
 
 export interface SshHostOutputs extends SshHostInputs {
@@ -32,9 +34,9 @@ export interface SshHostOutputs extends SshHostInputs {
  * Connects with the pinned key and, when the OS is configured, checks that the host runs it, in
  * the same single command (a no-op run still costs one command per host). Nothing is changed.
  */
-async function verify(inputs: SshHostInputs, hostKey: string): Promise<SshHostOutputs["connection"]> {
+async function verify(inputs: SshHostInputs, hostKey: string, bootWaitMs = 0): Promise<SshHostOutputs["connection"]> {
   const full = { ...inputs.connection, hostKey };
-  const host = await hostOf(full);
+  const host = await hostOf(bootWaitMs ? { ...full, bootWaitMs } : full);
   if (!inputs.os) {
     await host.exec("true");
     return full;
@@ -66,7 +68,7 @@ export const provider: Provider<SshHostInputs, SshHostOutputs> = {
       if (!inputs.trustOnFirstUse) throw unpinnedHostKeyError(name, endpointOf({ host, port, via }), seen, inputs.configPath);
       hostKey = seen;
     }
-    const connection = await verify(inputs, hostKey);
+    const connection = await verify(inputs, hostKey, (inputs.bootWaitSeconds ?? 0) * 1000);
     const outs: SshHostOutputs = { ...inputs, connection, hostKey, fingerprint: fingerprint(hostKey) };
     return { id: inputs.connection.name, outs };
   },

@@ -467,6 +467,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledConnection> {
   const retries = Math.max(0, t.retries ?? DEFAULTS.retries);
+  const bootDeadline = Date.now() + (t.bootWaitMs ?? 0);
   for (let attempt = 0; ; attempt++) {
     try {
       count(t.name, "connectAttempts");
@@ -475,7 +476,7 @@ async function openWithRetry(t: SshTarget, pinned: PublicKey): Promise<PooledCon
       return c;
     } catch (e) {
       if (e instanceof HostKeyMismatchError || e instanceof SshAuthError) throw e;
-      if (!isTransient(e) || attempt >= retries) {
+      if (!isTransient(e) || (attempt >= retries && Date.now() >= bootDeadline)) {
         throw new SshConnectionError(t.name, endpointOf(t), (e as Error).message, attempt + 1);
       }
       await sleep(backoffMs(attempt));

@@ -14,6 +14,11 @@ export interface SshTarget {
   /** connect attempts after the first, with exponential backoff */
   retries?: number;
   /**
+   * A machine just started (a lab VM booting): transient failures are retried past `retries`
+   * until this long after the first attempt.
+   */
+  bootWaitMs?: number;
+  /**
    * A jump host (OpenSSH's ProxyJump): the connection to host:port is a TCP channel opened from
    * this host, verified end to end against `hostKey`; the jump host has its own pinned key.
    * One connection to a jump host carries every node behind it.

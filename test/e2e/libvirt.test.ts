@@ -12,15 +12,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { describeTestbed, isCI } from "../testbed";
+import { describeLibvirt, isCI } from "../testbed";
 import { down, hostExec, up, type TestbedState } from "../../testbed";
 import { TestbedStack, ROOT, updatedIds } from "../../testbed/stack";
+import { hypervisorUri, IMAGES, startHypervisor, writeKnownHosts } from "../../testbed/hypervisor";
 import { imageCacheDir } from "../../providers/libvirt/image-download";
 
 const LAB = "libvirt";
 const BASE_PORT = 22060;
 const HV = "hv-1";
-const IMAGES = "/var/lib/libvirt/images";
 const KERNEL = `${IMAGES}/k8sbm-test-vmlinuz`;
 const INITRD = `${IMAGES}/k8sbm-test-initrd.gz`;
 const IMAGE_CACHE = imageCacheDir();
@@ -123,28 +123,9 @@ function initramfs(): Buffer {
   }
 }
 
-/** Starts virtlogd + libvirtd in the hypervisor host (tini reaps their children) and the default pool. */
-async function startHypervisor(): Promise<void> {
-  const h = lab.hosts[0];
-  // libvirt refuses a network whose subnet is already routed in its namespace: keep the lab's
-  // own wan0 address (sshd listens there) as a /32 so the seed's 10.118.10.0/24 is free.
-  await hv(`ip addr del ${h.ifaces.wan0.cidr} dev wan0 && ip addr add ${h.ifaces.wan0.address}/32 dev wan0`);
-  // libvirt's private /dev for each qemu (mount namespace) cannot be populated inside the lab
-  // host ("Could not open '/dev/urandom'" for the virtio rng): qemu uses the host's /dev.
-  await hv("echo 'namespaces = []' >> /etc/libvirt/qemu.conf");
-  // A hypervisor without KVM, whatever this machine offers (some machines of this kind have a
-  // working /dev/kvm): the lab host's /dev stops sharing mounts with the machine's, and an empty
-  // file hides the device from libvirt and qemu there. The VMs run under TCG either way.
-  await hv("mount --make-private /dev && if [ -e /dev/kvm ]; then : > /run/no-kvm && mount --bind /run/no-kvm /dev/kvm; fi");
-  await hv(
-    "mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1",
-  );
-  await until("libvirtd to answer", 30_000, async () =>
-    (await hv("virsh -c qemu:///system version", { allowFail: true })).code === 0 ? true : undefined,
-  );
-  await hv(
-    `virsh -c qemu:///system pool-define-as default dir --target ${IMAGES} && virsh -c qemu:///system pool-start default && virsh -c qemu:///system pool-autostart default`,
-  );
+/** The hypervisor (testbed/hypervisor.ts) and the VMs' kernel and busybox initramfs in its pool's directory. */
+async function startLibvirt(): Promise<void> {
+  await startHypervisor(lab, HV);
   await hv(`cat > ${KERNEL} && chmod 0644 ${KERNEL}`, { stdin: kernelImage() });
   await hv(`cat > ${INITRD} && chmod 0644 ${INITRD}`, { stdin: initramfs() });
 }
@@ -172,13 +153,8 @@ async function serveBaseImage(dir: string): Promise<void> {
   image.url = `http://127.0.0.1:${port}/base.qcow2`;
 }
 
-function knownHosts(file: string, hostKey: string): void {
-  const h = lab.hosts[0];
-  fs.writeFileSync(file, `[${h.ssh.host}]:${h.ssh.port} ${hostKey}\n`, { mode: 0o600 });
-}
-
-const uriWith = (knownHostsFile: string) =>
-  `qemu+libssh://root@${lab.hosts[0].ssh.host}:${lab.hosts[0].ssh.port}/system?keyfile=${lab.privateKeyPath}&known_hosts=${knownHostsFile}`;
+const knownHosts = (file: string, hostKey: string) => writeKnownHosts(lab, file, hostKey);
+const uriWith = (knownHostsFile: string) => hypervisorUri(lab, knownHostsFile);
 
 /** virsh from the root namespace over SSH, as the program runs it */
 function virshRemote(u: string, args: string[]): { code: number; out: string } {
@@ -208,30 +184,10 @@ function stackConfig(): Record<string, unknown> {
 
 const macsOf = (node: number) => [`52:54:00:12:34:${55 + node}`, `52:54:00:12:35:${55 + node}`];
 
-// libvirt, qemu and the ISO tool come from Debian packages installed before any lab exists
-// (.ci/run): without them say so and skip — under CI=true, fail.
-const TOOLS = ["libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "genisoimage", "dnsmasq", "busybox", "dpkg-deb"];
-const missingTools = TOOLS.filter(
-  (c) => spawnSync("sh", ["-c", `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH command -v ${c}`]).status !== 0,
-);
-const describeLibvirt = (name: string, fn: () => void) => {
-  if (!missingTools.length) return describeTestbed(name, fn);
-  const reason = `needs ${missingTools.join(", ")} (Debian: libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage dnsmasq-base busybox-static; see .ci/run)`;
-  if (isCI())
-    return describe(name, () =>
-      test("libvirt and qemu are installed (required under CI=true)", () => {
-        throw new Error(reason);
-      }),
-    );
-  // eslint-disable-next-line no-console
-  console.warn(`SKIPPED "${name}": ${reason}`);
-  describe.skip(name, fn);
-};
-
 describeLibvirt("libvirt providers against a real libvirtd (qemu+libssh, TCG)", () => {
   beforeAll(async () => {
     lab = await up(1, LAB, { basePort: BASE_PORT, hostPrefix: "hv-" });
-    await startHypervisor();
+    await startLibvirt();
     stack = new TestbedStack(undefined);
     await serveBaseImage(path.join(stack.work, "image"));
     const kh = path.join(stack.work, "known_hosts");

@@ -100,6 +100,23 @@ describeTestbed("ssh through a jump host on lab hosts", () => {
     }
   });
 
+  test("a node still booting (bootWaitMs, a lab VM the program just started) is waited for past the retries", async () => {
+    await stopSshd(lab(), "k8s-3");
+    let started: Promise<void> | undefined;
+    try {
+      const t0 = Date.now();
+      // sshd comes up 6 s after the first attempt: with 1 retry the backoff alone (0.5 s) would give up
+      const timer = setTimeout(() => (started = startSshd(lab(), "k8s-3")), 6000);
+      const host = await connect(behind("k8s-3", { retries: 1, bootWaitMs: 30_000 })).finally(() => clearTimeout(timer));
+      expect((await host.exec("hostname")).stdout.trim()).toBe("k8s-3");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(6000);
+      expect(stats()["k8s-3"].connectAttempts).toBeGreaterThan(2);
+    } finally {
+      await started;
+      if (!started) await startSshd(lab(), "k8s-3");
+    }
+  });
+
   test("an unreachable jump host fails with its own name inside the node's error, without retries multiplied", async () => {
     const err = await connect(behind("k8s-2", { via: { ...jump(), port: 1, retries: 1 } })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SshConnectionError);

@@ -146,7 +146,7 @@ describe("cloud-init NoCloud seed", () => {
       dhcp4: false,
       dhcp6: false,
       addresses: ["10.118.10.20/24"],
-      routes: [{ to: "0.0.0.0/0", via: "10.118.10.1" }],
+      gateway4: "10.118.10.1",
       nameservers: { addresses: ["10.118.10.1"] },
     });
     expect(n.ethernets.wan1).toEqual({
