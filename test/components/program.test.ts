@@ -41,11 +41,12 @@ beforeAll(() => {
   );
 });
 
-test("Pulumi.dev.yaml is the seed lab of the unit fixtures", () => {
+test("Pulumi.dev.yaml is the seed lab of the unit fixtures, on Debian's cloud image", () => {
   const file = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
   const plain = Object.fromEntries(Object.entries(file).map(([k, v]) => [k.replace(/^k8s-baremetal:/, ""), v]));
   expect({ ...plain, lab: { ...(plain.lab as object), uri: undefined, domainType: undefined } }).toEqual({
     ...JSON.parse(JSON.stringify(devConfig)),
+    os: { family: "debian", init: "systemd" },
     lab: { ...devConfig.lab, uri: undefined, domainType: undefined },
   });
 });
@@ -73,11 +74,13 @@ test("the dev stack declares the whole cluster", async () => {
       .map((c) => c.name)
       .sort(),
   ).toEqual(["k8s-1-kubeadm-join", "k8s-2-kubeadm-join", "k8s-3-kubeadm-join", "k8s-4-kubeadm-join"]);
-  // each membership carries the cluster's version (a change is its share of a rolling upgrade);
-  // the dev stack's Gentoo nodes have no packages the program pins, so no upgrade path
+  // each membership carries the cluster's version (a change is its share of a rolling upgrade)
+  // and, on the dev stack's Debian nodes, the version-pinned packages an upgrade installs
   expect(
     created.filter((c) => c.type.endsWith("KubeadmJoin")).map((c) => [c.inputs.kubernetesVersion, c.inputs.upgradePackages ?? null]),
-  ).toEqual(Array(4).fill(["v1.36.3", null]));
+  ).toEqual(Array(4).fill(["v1.36.3", { os: "debian", kubeadm: ["kubeadm=1.36.3-*"], node: ["kubelet=1.36.3-*", "kubectl=1.36.3-*"] }]));
+  // the Kubernetes package repository on every node
+  expect(count("pulumi-nodejs:dynamic/k8sbm:AptRepository")).toBe(4);
   expect(count("kubernetes:helm.sh/v3:Release")).toBe(1);
   // keepalived on the three control planes, none on the worker
   expect(
@@ -86,18 +89,19 @@ test("the dev stack declares the whole cluster", async () => {
       .map((c) => c.name)
       .sort(),
   ).toEqual(["k8s-1-keepalived", "k8s-2-keepalived", "k8s-3-keepalived"]);
-  // etcd snapshots on each control plane (Gentoo/OpenRC: the script and a cron.d entry run by
-  // cronie), none on the worker, and no on-demand snapshot until etcdBackup.snapshotNow is set
+  // etcd snapshots on each control plane (systemd: the script, a service and its timer; OpenRC's
+  // cron.d entry is test/unit/etcd-backup's), none on the worker, and no on-demand snapshot until
+  // etcdBackup.snapshotNow is set
   const backupOf = (node: string) =>
     created
       .filter((c) => new RegExp(`^${node}-(etcd-snapshot|cron)`).test(c.name))
       .map((c) => `${c.type.replace(/.*:/, "")} ${c.name}`)
       .sort();
   expect(backupOf("k8s-2")).toEqual([
-    "Packages k8s-2-cron",
-    "RemoteFile k8s-2-etcd-snapshot-cron",
     "RemoteFile k8s-2-etcd-snapshot-script",
-    "Service k8s-2-cronie",
+    "RemoteFile k8s-2-etcd-snapshot-service",
+    "RemoteFile k8s-2-etcd-snapshot-timer",
+    "Service k8s-2-etcd-snapshot-timer",
   ]);
   expect(backupOf("k8s-4")).toEqual([]);
   expect(count("pulumi-nodejs:dynamic/k8sbm:EtcdSnapshot")).toBe(0);
