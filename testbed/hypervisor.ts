@@ -3,11 +3,10 @@
 // The program reaches it over SSH with its recorded host key pinned (qemu+libssh://…?known_hosts=).
 import * as fs from "fs";
 import { hostExec } from "./exec";
+import { until } from "./stack";
 import type { TestbedState } from "./state";
 
 export const IMAGES = "/var/lib/libvirt/images";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts virtlogd + libvirtd in the lab host `name` (tini reaps their children) and the default pool. */
 export async function startHypervisor(lab: TestbedState, name: string): Promise<void> {
@@ -26,11 +25,9 @@ export async function startHypervisor(lab: TestbedState, name: string): Promise<
   await hv(
     "mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images && virtlogd -d </dev/null >/dev/null 2>&1 && libvirtd -d </dev/null >/dev/null 2>&1",
   );
-  const end = Date.now() + 30_000;
-  while ((await hostExec(lab, name, "virsh -c qemu:///system version", { allowFail: true })).code !== 0) {
-    if (Date.now() > end) throw new Error(`libvirtd did not answer in ${name} within 30 s`);
-    await sleep(250);
-  }
+  await until(`libvirtd to answer in ${name}`, 30_000, async () =>
+    (await hostExec(lab, name, "virsh -c qemu:///system version", { allowFail: true })).code === 0 ? true : undefined,
+  );
   await hv(
     `virsh -c qemu:///system pool-define-as default dir --target ${IMAGES} && virsh -c qemu:///system pool-start default && virsh -c qemu:///system pool-autostart default`,
   );

@@ -57,7 +57,7 @@ export function hostOf(t: SshTarget): Promise<Host> {
     hostKey: t.hostKey,
     connectTimeoutMs: t.connectTimeoutMs,
     retries: t.retries,
-    ...(t.bootWaitMs ? { bootWaitMs: t.bootWaitMs } : {}),
+    bootWaitMs: t.bootWaitMs,
     ...(t.via ? { via: t.via } : {}),
   });
 }

@@ -36,7 +36,7 @@ export interface SshHostOutputs extends SshHostInputs {
  */
 async function verify(inputs: SshHostInputs, hostKey: string, bootWaitMs = 0): Promise<SshHostOutputs["connection"]> {
   const full = { ...inputs.connection, hostKey };
-  const host = await hostOf(bootWaitMs ? { ...full, bootWaitMs } : full);
+  const host = await hostOf({ ...full, bootWaitMs });
   if (!inputs.os) {
     await host.exec("true");
     return full;

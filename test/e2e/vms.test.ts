@@ -15,7 +15,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { describeLibvirt } from "../testbed";
-import { down, hostExec, up, type TestbedState } from "../../testbed";
+import { down, hostExec, sshTarget, up, type TestbedState } from "../../testbed";
 import { hypervisorUri, IMAGES, startHypervisor, writeKnownHosts } from "../../testbed/hypervisor";
 import { ROOT, TestbedStack, until } from "../../testbed/stack";
 import { closeAll, connect, fingerprint, type Host } from "../../providers/ssh";
@@ -72,18 +72,7 @@ function stackConfig(uri: string): Record<string, unknown> {
 
 /** A session to a VM through the hypervisor, its host key pinned to `hostKey`. */
 async function vm(node: string, hostKey: string): Promise<Host> {
-  const h = lab.hosts[0];
-  const key = fs.readFileSync(lab.privateKeyPath, "utf8");
-  return connect({
-    name: node,
-    host: wan0Of(node),
-    port: 22,
-    user: "root",
-    privateKey: key,
-    hostKey,
-    retries: 2,
-    via: { name: HV, host: h.ssh.host, port: h.ssh.port, user: "root", privateKey: key, hostKey: h.hostKey },
-  });
+  return connect(sshTarget(lab, HV, { name: node, host: wan0Of(node), port: 22, hostKey, retries: 2, via: sshTarget(lab, HV) }));
 }
 /** The ed25519 host key a VM serves, as seen from the hypervisor (no login). */
 const servedKey = async (node: string) =>
